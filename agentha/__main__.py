@@ -1,0 +1,5 @@
+import sys
+
+from agentha.cli import main
+
+sys.exit(main())
