@@ -220,8 +220,12 @@ class StateStore:
                 "entrypoint_reason": g.entrypoint_reason,
                 "agents": list(g.spec.agents),
             }
-        return {"time": self._clock(), "last_event": self.events.last_seq,
-                "agents": agents, "groups": groups}
+        return {
+            "time": self._clock(),
+            "last_event": self.events.last_seq,
+            "agents": agents,
+            "groups": groups,
+        }
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -276,5 +280,10 @@ def _carry(old: GroupRecord | None) -> dict[str, object]:
     """Fields a group keeps across a reload."""
     if old is None:
         return {}
-    return {"status": old.status, "reason": old.reason, "since": old.since,
-            "entrypoint_ok": old.entrypoint_ok, "entrypoint_reason": old.entrypoint_reason}
+    return {
+        "status": old.status,
+        "reason": old.reason,
+        "since": old.since,
+        "entrypoint_ok": old.entrypoint_ok,
+        "entrypoint_reason": old.entrypoint_reason,
+    }
