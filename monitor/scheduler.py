@@ -1,0 +1,209 @@
+"""The scheduler: runs every probe job on its own fixed grid, bounded and measured.
+
+- No drift: the next run is due one interval after the previous *due* time, not after the run
+  ended, so slow probes do not stretch the schedule.
+- No pile-up: a job never runs twice at once; a slot that comes while the previous run is still
+  going is skipped and counted as missed.
+- Fast re-probe: after a failure the job runs again after ``fast_interval`` (HAProxy's
+  ``fastinter``), so rise/fall thresholds are crossed in seconds, not intervals; ``trigger()``
+  asks for a run at once (a kept-alive connection dropped).
+- Bounded: at most ``concurrency`` runs in flight; every run is cut off at its ``timeout``
+  (the deadline lives here, not in each prober).
+- Measured: lag is the time from a run's due time to its start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+# Upper bounds (seconds) of the lag histogram buckets; Prometheus style, cumulative on export.
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A repeated probe: ``run`` returns True on success; its exceptions count as failures."""
+
+    key: str
+    run: Callable[[], Awaitable[bool]]
+    interval: float
+    timeout: float
+    fast_interval: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.interval <= 0 or self.timeout <= 0:
+            raise ValueError(f"{self.key}: interval and timeout must be positive")
+        if self.fast_interval is not None and self.fast_interval <= 0:
+            raise ValueError(f"{self.key}: fast_interval must be positive")
+
+
+@dataclass(slots=True)
+class LagStats:
+    """Cumulative lag figures, read by the Prometheus collector."""
+
+    count: int = 0
+    total: float = 0.0
+    buckets: list[int] = field(default_factory=lambda: [0] * len(LAG_BUCKETS))
+    recent: list[float] = field(default_factory=list)  # a bounded window for quantiles
+
+    def add(self, lag: float, keep: int = 4096) -> None:
+        self.count += 1
+        self.total += lag
+        for i, bound in enumerate(LAG_BUCKETS):
+            if lag <= bound:
+                self.buckets[i] += 1
+                break
+        self.recent.append(lag)
+        if len(self.recent) > keep:
+            del self.recent[: len(self.recent) - keep]
+
+    def quantile(self, q: float) -> float | None:
+        if not self.recent:
+            return None
+        ordered = sorted(self.recent)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass(slots=True)
+class _Slot:
+    job: Job
+    due: float  # the next due time on the job's grid
+    generation: int = 0  # bumps when the heap entry for this slot is replaced
+    running: bool = False
+    failed: bool = False
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        concurrency: int = 512,
+        jitter: float = 0.05,
+        rng: random.Random | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._jitter = jitter
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
+        self._slots: dict[str, _Slot] = {}
+        self._heap: list[tuple[float, int, str]] = []
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.lag = LagStats()
+        self.runs = 0
+        self.failures = 0
+        self.timeouts = 0
+        self.missed = 0
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    @property
+    def job_count(self) -> int:
+        return len(self._slots)
+
+    def set_jobs(self, jobs: Iterable[Job]) -> None:
+        """Install the job list; jobs already known keep their place on the grid."""
+        now = asyncio.get_running_loop().time()
+        old, self._slots = self._slots, {}
+        for job in jobs:
+            slot = old.get(job.key)
+            if slot is None:
+                # Spread first runs over one interval so probes do not come in waves.
+                slot = _Slot(job, now + self._rng.uniform(0, job.interval))
+            else:
+                slot.job = job
+            self._slots[job.key] = slot
+            self._push(job.key, slot, slot.due)
+        self._wake.set()
+
+    def trigger(self, key: str) -> None:
+        """Run a job as soon as possible (for example when its connection dropped)."""
+        slot = self._slots.get(key)
+        if slot is not None and not slot.running:
+            self._push(key, slot, asyncio.get_running_loop().time())
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Dispatch jobs until cancelled; cancelling also cancels the runs in flight."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                now = loop.time()
+                while self._heap and self._heap[0][0] <= now:
+                    due, generation, key = heapq.heappop(self._heap)
+                    slot = self._slots.get(key)
+                    if slot is None or slot.generation != generation:
+                        continue  # replaced or removed
+                    self._dispatch(key, slot, due, now)
+                self._wake.clear()
+                delay = self._heap[0][0] - loop.time() if self._heap else None
+                if delay is None or delay > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), delay)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _push(self, key: str, slot: _Slot, at: float) -> None:
+        slot.generation += 1
+        heapq.heappush(self._heap, (at, slot.generation, key))
+
+    def _dispatch(self, key: str, slot: _Slot, due: float, now: float) -> None:
+        interval = slot.job.interval
+        # Next slot on the grid; slots that already passed are skipped, not run late in a burst.
+        skipped = max(0, int((now - slot.due) // interval))
+        slot.due += (skipped + 1) * interval if due >= slot.due - 1e-9 else 0
+        self.missed += skipped
+        if slot.running:
+            self.missed += 1  # the previous run is still going: no pile-up
+        else:
+            slot.running = True
+            task = asyncio.create_task(self._run_one(key, slot, due))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._push(key, slot, slot.due + self._jitter_for(interval))
+
+    def _jitter_for(self, interval: float) -> float:
+        return self._rng.uniform(0, self._jitter * interval) if self._jitter else 0.0
+
+    async def _run_one(self, key: str, slot: _Slot, due: float) -> None:
+        loop = asyncio.get_running_loop()
+        job = slot.job
+        ok = False
+        try:
+            async with self._semaphore:
+                self.lag.add(max(0.0, loop.time() - due))
+                self.runs += 1
+                try:
+                    ok = bool(await asyncio.wait_for(job.run(), job.timeout))
+                except TimeoutError:
+                    self.timeouts += 1
+                except Exception as exc:
+                    # A prober must not raise for a target's fault: this is our bug. Keep going,
+                    # and log the type only (a message could carry agent data).
+                    log.error("probe job %s raised %s", key, type(exc).__name__)
+        finally:
+            slot.running = False
+        if not ok:
+            self.failures += 1
+        slot.failed = not ok
+        if not ok and job.fast_interval is not None and self._slots.get(key) is slot:
+            fast_due = loop.time() + job.fast_interval
+            if fast_due < slot.due:
+                self._push(key, slot, fast_due)
+                self._wake.set()

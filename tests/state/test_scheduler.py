@@ -1,0 +1,157 @@
+"""Scheduler: grid without drift, no pile-up, fast re-probe, concurrency bound, lag."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+
+import pytest
+
+from monitor.scheduler import Job, Scheduler
+
+pytestmark = pytest.mark.timeout(20)
+
+
+@contextlib.asynccontextmanager
+async def running(scheduler: Scheduler):
+    task = asyncio.create_task(scheduler.run())
+    try:
+        yield scheduler
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def recorder(starts: list[float], *, ok: bool = True, duration: float = 0.0):
+    loop = asyncio.get_running_loop()
+
+    async def run() -> bool:
+        starts.append(loop.time())
+        if duration:
+            await asyncio.sleep(duration)
+        return ok
+
+    return run
+
+
+@pytest.mark.asyncio
+async def test_runs_on_a_grid_without_drift() -> None:
+    starts: list[float] = []
+    scheduler = Scheduler(jitter=0, rng=random.Random(1))
+    # Each run takes 60% of the interval: a scheduler that waits "interval after the end"
+    # would drift by 60% per run.
+    scheduler.set_jobs([Job("a", recorder(starts, duration=0.03), interval=0.05, timeout=1)])
+    async with running(scheduler):
+        await asyncio.sleep(1.0)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert 16 <= len(starts) <= 21
+    # On the grid the mean gap is the interval; a drifting scheduler would show 0.08.
+    assert sum(gaps) / len(gaps) < 0.06
+    assert scheduler.missed == 0
+    assert scheduler.lag.count == len(starts)
+
+
+@pytest.mark.asyncio
+async def test_a_hung_job_is_not_piled_up_and_missed_slots_are_counted() -> None:
+    starts: list[float] = []
+    scheduler = Scheduler(jitter=0)
+    scheduler.set_jobs([Job("hang", recorder(starts, duration=10), interval=0.05, timeout=0.5)])
+    async with running(scheduler):
+        await asyncio.sleep(0.8)
+        assert scheduler.in_flight <= 1
+    assert len(starts) == 2  # one run until the timeout at 0.5 s, then the next slot
+    assert scheduler.timeouts == 1
+    assert scheduler.missed >= 8
+
+
+@pytest.mark.asyncio
+async def test_failure_brings_a_fast_re_probe() -> None:
+    starts: list[float] = []
+    scheduler = Scheduler(jitter=0)
+    job = Job("f", recorder(starts, ok=False), interval=10, timeout=1, fast_interval=0.05)
+    scheduler.set_jobs([job])
+    async with running(scheduler):
+        scheduler.trigger("f")
+        await asyncio.sleep(0.5)
+    # Without fast re-probe there would be at most one run in 0.5 s at a 10 s interval.
+    assert len(starts) >= 5
+    assert scheduler.failures == len(starts)
+
+
+@pytest.mark.asyncio
+async def test_success_returns_to_the_normal_interval() -> None:
+    starts: list[float] = []
+    scheduler = Scheduler(jitter=0)
+    job = Job("s", recorder(starts, ok=True), interval=10, timeout=1, fast_interval=0.05)
+    scheduler.set_jobs([job])
+    async with running(scheduler):
+        scheduler.trigger("s")
+        await asyncio.sleep(0.4)
+    assert len(starts) == 1
+
+
+@pytest.mark.asyncio
+async def test_concurrency_is_bounded_and_waiting_shows_as_lag() -> None:
+    active = 0
+    peak = 0
+
+    async def run() -> bool:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        await asyncio.sleep(0.1)
+        active -= 1
+        return True
+
+    scheduler = Scheduler(concurrency=3, jitter=0)
+    scheduler.set_jobs([Job(f"j{i}", run, interval=5, timeout=1) for i in range(9)])
+    async with running(scheduler):
+        for i in range(9):
+            scheduler.trigger(f"j{i}")
+        await asyncio.sleep(0.5)
+    assert peak == 3
+    assert scheduler.runs >= 9
+    assert scheduler.lag.quantile(0.99) >= 0.15  # the last three waited two rounds
+
+
+@pytest.mark.asyncio
+async def test_exceptions_count_as_failures_and_do_not_stop_the_scheduler() -> None:
+    calls = 0
+
+    async def broken() -> bool:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("bug")
+
+    scheduler = Scheduler(jitter=0)
+    scheduler.set_jobs([Job("b", broken, interval=0.05, timeout=1)])
+    async with running(scheduler):
+        await asyncio.sleep(0.3)
+    assert calls >= 4 and scheduler.failures == calls
+
+
+@pytest.mark.asyncio
+async def test_set_jobs_keeps_the_grid_of_known_jobs_and_drops_removed_ones() -> None:
+    starts_a: list[float] = []
+    starts_b: list[float] = []
+    scheduler = Scheduler(jitter=0)
+    scheduler.set_jobs([Job("a", recorder(starts_a), interval=0.1, timeout=1)])
+    async with running(scheduler):
+        await asyncio.sleep(0.35)
+        scheduler.set_jobs([Job("b", recorder(starts_b), interval=0.1, timeout=1)])
+        before = len(starts_a)
+        await asyncio.sleep(0.35)
+    assert len(starts_a) == before  # removed
+    assert len(starts_b) >= 3
+    assert scheduler.job_count == 1
+
+
+def test_jobs_reject_bad_timings() -> None:
+    async def run() -> bool:
+        return True
+
+    with pytest.raises(ValueError, match="x: interval"):
+        Job("x", run, interval=0, timeout=1)
