@@ -1,0 +1,351 @@
+"""The inventory: environments -> agent groups -> agents, loaded and validated once.
+
+``load_inventory`` reads the YAML file, validates it (``monitor.inventory_file`` for single
+fields, ``monitor.inventory_rules`` for whole-file rules) and returns an ``Inventory`` whose
+agents have every default applied: top-level defaults -> environment -> group -> agent, with
+``tls`` merged key by key. Any error raises ``InventoryError`` listing every problem found.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ValidationError
+
+from monitor.errors import InventoryError
+from monitor.inventory_file import (
+    AgentSettings,
+    ApiCheck,
+    InventoryFile,
+    TlsSettings,
+)
+from monitor.inventory_rules import Issue, check_inventory, describe_error
+from monitor.problems import Finding, Loc, Problem, loc_to_path
+from monitor.secrets import Secret
+from monitor.yamlpos import YamlDocument, YamlSyntaxError, load_yaml
+
+__all__ = [
+    "Agent",
+    "ApiCheck",
+    "Environment",
+    "Group",
+    "Inventory",
+    "InventoryError",
+    "TlsPolicy",
+    "inventory_json_schema",
+    "load_inventory",
+]
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsPolicy:
+    """What an agent's TLS must satisfy; ``ca_bundle`` is absolute (None: system store)."""
+
+    ca_bundle: Path | None
+    min_version: str
+    expiry_warning_days: int
+    expiry_critical_days: int
+    server_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """One agent with every inherited setting applied."""
+
+    environment: str
+    group: str
+    name: str
+    url: str
+    status_path: str
+    metrics_path: str | None
+    health_check_api_key: Secret | None
+    allow_plaintext: bool
+    plain_http_ports: tuple[int, ...]
+    tls: TlsPolicy
+    # Where each setting came from ("tls.min_version" -> field path); absent: built-in default.
+    sources: Mapping[str, Loc] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def id(self) -> str:
+        return f"{self.environment}/{self.group}/{self.name}"
+
+    @property
+    def status_url(self) -> str:
+        return self.url.rstrip("/") + self.status_path
+
+    @property
+    def metrics_url(self) -> str | None:
+        return None if self.metrics_path is None else self.url.rstrip("/") + self.metrics_path
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+    @property
+    def is_plaintext(self) -> bool:
+        return urlsplit(self.url).scheme == "http"
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    environment: str
+    name: str
+    entrypoint: str
+    min_healthy: int
+    api_checks: tuple[ApiCheck, ...]
+    agents: tuple[Agent, ...]
+    # The group-level allow_plaintext (defaults chain without the agents): governs entrypoint.
+    allow_plaintext: bool = False
+
+    @property
+    def id(self) -> str:
+        return f"{self.environment}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    name: str
+    profile: str
+    groups: tuple[Group, ...]
+
+    @property
+    def is_production(self) -> bool:
+        return self.profile == "production"
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """A validated inventory. ``findings`` are advisory; the inventory is usable as it is."""
+
+    path: Path
+    environments: tuple[Environment, ...]
+    findings: tuple[Finding, ...] = ()
+    version: int = 1
+
+    def groups(self) -> Iterator[tuple[Environment, Group]]:
+        for env in self.environments:
+            for group in env.groups:
+                yield env, group
+
+    def agents(self) -> Iterator[tuple[Environment, Group, Agent]]:
+        for env, group in self.groups():
+            for agent in group.agents:
+                yield env, group, agent
+
+    def agent(self, agent_id: str) -> Agent:
+        """The agent with id ENV/GROUP/AGENT; ``KeyError`` if there is none."""
+        for _env, _group, agent in self.agents():
+            if agent.id == agent_id:
+                return agent
+        raise KeyError(agent_id)
+
+    def summary(self) -> str:
+        """``2 environments, 3 groups, 8 agents``."""
+        groups = sum(1 for _ in self.groups())
+        agents = sum(1 for _ in self.agents())
+        return (
+            f"{_plural(len(self.environments), 'environment')}, "
+            f"{_plural(groups, 'group')}, {_plural(agents, 'agent')}"
+        )
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def load_inventory(
+    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> Inventory:
+    """Read, validate and resolve an inventory file; secrets are read from ``environ``.
+
+    Raises ``InventoryError`` with every problem found (file, line, field path, message).
+    """
+    environ = os.environ if environ is None else environ
+    path = Path(path)
+    name = str(path)
+
+    def fail(code: str, message: str, line: int | None = None) -> InventoryError:
+        return InventoryError([Problem(code, message, name, "", line)])
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise fail(
+            "unreadable", f"cannot read the file: {exc.strerror or 'unknown error'}"
+        ) from None
+    except UnicodeDecodeError:
+        raise fail("unreadable", "cannot read the file: it is not UTF-8 text") from None
+    try:
+        doc = load_yaml(text)
+    except YamlSyntaxError as exc:
+        raise fail("yaml-syntax", f"invalid YAML: {exc.message}", exc.line) from None
+    if doc.data is None:
+        raise fail(
+            "empty-file", "the file is empty; expected a mapping with version and environments", 1
+        )
+    if not isinstance(doc.data, dict):
+        raise fail(
+            "not-a-mapping",
+            f"the top level is {_yaml_kind(doc.data)}; expected a mapping with version and "
+            "environments",
+            doc.line_of(()),
+        )
+
+    issues = [
+        Issue(
+            "duplicate-key",
+            key,
+            f"duplicate key; first at line {first}, YAML would keep only the last",
+        )
+        for key, _line, first in doc.duplicate_keys
+    ]
+    try:
+        model = InventoryFile.model_validate(doc.data, context={"environ": environ})
+    except ValidationError as exc:
+        issues += [describe_error(err, InventoryFile) for err in exc.errors()]
+        raise InventoryError(_to_problems(issues, doc, name, errors=True)) from None
+    if issues:
+        raise InventoryError(_to_problems(issues, doc, name, errors=True))
+
+    environments = _resolve(model, path.parent)
+    issues = check_inventory(model, environments, doc.line_of)
+    errors = _to_problems([i for i in issues if not i.finding], doc, name, errors=True)
+    findings = _to_problems([i for i in issues if i.finding], doc, name, errors=False)
+    if errors:
+        raise InventoryError(errors, findings)  # type: ignore[arg-type]
+    return Inventory(path=path, environments=environments, findings=tuple(findings))  # type: ignore[arg-type]
+
+
+def inventory_json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of the inventory file, with descriptions, for editors."""
+    schema = InventoryFile.model_json_schema(mode="validation")
+    return {"$schema": JSON_SCHEMA_DIALECT, **schema}
+
+
+def _yaml_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    return "a single value"
+
+
+def _to_problems(
+    issues: list[Issue], doc: YamlDocument, name: str, *, errors: bool
+) -> list[Problem]:
+    kind = Problem if errors else Finding
+    seen: set[tuple[str, Loc, str]] = set()
+    out = []
+    for issue in issues:
+        key = (issue.code, issue.loc, issue.message)
+        if key in seen:  # one inherited setting can fail for many agents: say it once
+            continue
+        seen.add(key)
+        out.append(
+            kind(issue.code, issue.message, name, loc_to_path(issue.loc), doc.line_of(issue.loc))
+        )
+    out.sort(key=lambda p: (p.line is None, p.line or 0))
+    return out
+
+
+# --- resolution: apply the defaults chain, remembering where each value came from ---
+
+Layer = tuple[Loc, AgentSettings | None]
+
+
+def _merge(layers: list[Layer]) -> tuple[dict[str, Any], dict[str, Loc]]:
+    values: dict[str, Any] = {
+        name: info.get_default(call_default_factory=True)
+        for name, info in AgentSettings.model_fields.items()
+        if name != "tls"
+    }
+    values.update(
+        {
+            f"tls.{name}": info.get_default(call_default_factory=True)
+            for name, info in TlsSettings.model_fields.items()
+        }
+    )
+    sources: dict[str, Loc] = {}
+    for loc, settings in layers:
+        if settings is None:
+            continue
+        for name in settings.model_fields_set & AgentSettings.model_fields.keys():
+            if name == "tls":
+                for key in settings.tls.model_fields_set:
+                    values[f"tls.{key}"] = getattr(settings.tls, key)
+                    sources[f"tls.{key}"] = (*loc, "tls", key)
+            else:
+                values[name] = getattr(settings, name)
+                sources[name] = (*loc, name)
+    return values, sources
+
+
+def _resolve(model: InventoryFile, base: Path) -> tuple[Environment, ...]:
+    environments = []
+    for e, env in enumerate(model.environments):
+        env_loc: Loc = ("environments", e)
+        groups = []
+        for g, group in enumerate(env.groups):
+            group_loc: Loc = (*env_loc, "groups", g)
+            layers: list[Layer] = [
+                (("defaults",), model.defaults),
+                ((*env_loc, "defaults"), env.defaults),
+                ((*group_loc, "defaults"), group.defaults),
+            ]
+            group_values, _ = _merge(layers)
+            agents = tuple(
+                _agent(
+                    env.name, group.name, agent, [*layers, ((*group_loc, "agents", a), agent)], base
+                )
+                for a, agent in enumerate(group.agents)
+            )
+            groups.append(
+                Group(
+                    environment=env.name,
+                    name=group.name,
+                    entrypoint=group.entrypoint,
+                    min_healthy=group.min_healthy,
+                    api_checks=tuple(group.api_checks),
+                    agents=agents,
+                    allow_plaintext=group_values["allow_plaintext"],
+                )
+            )
+        environments.append(Environment(name=env.name, profile=env.profile, groups=tuple(groups)))
+    return tuple(environments)
+
+
+def _agent(env: str, group: str, entry: BaseModel, layers: list[Layer], base: Path) -> Agent:
+    values, sources = _merge(layers)
+    ca_bundle = values["tls.ca_bundle"]
+    url = entry.url  # type: ignore[attr-defined]
+    return Agent(
+        environment=env,
+        group=group,
+        name=entry.name,  # type: ignore[attr-defined]
+        url=url,
+        status_path=values["status_path"],
+        metrics_path=values["metrics_path"],
+        health_check_api_key=values["health_check_api_key"],
+        allow_plaintext=values["allow_plaintext"],
+        plain_http_ports=tuple(values["plain_http_ports"]),
+        tls=TlsPolicy(
+            ca_bundle=None if ca_bundle is None else (base / ca_bundle).absolute(),
+            min_version=values["tls.min_version"],
+            expiry_warning_days=values["tls.expiry_warning_days"],
+            expiry_critical_days=values["tls.expiry_critical_days"],
+            server_name=values["tls.server_name"] or urlsplit(url).hostname or "",
+        ),
+        sources=sources,
+    )
