@@ -1,0 +1,100 @@
+"""The HTTP API and its client, over a real loopback listener."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import aiohttp
+import pytest
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from monitor.api import create_app
+from monitor.client import MonitorClient, MonitorClientError
+from monitor.collector import MonitorCollector
+from monitor.state import GroupSpec, Liveness, StateStore
+
+pytestmark = pytest.mark.timeout(20)
+A1, A2 = "test/orders/a1", "test/orders/a2"
+
+
+@contextlib.asynccontextmanager
+async def serve(store: StateStore, token: str | None = None):
+    registry = CollectorRegistry()
+    registry.register(MonitorCollector(store, None, version="test"))
+    runner = web.AppRunner(create_app(store, registry, token=token, ping_interval=0.2))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def make_store() -> StateStore:
+    return StateStore({"test/orders": GroupSpec(1, (A1, A2))}, rise=1, fall=1)
+
+
+@pytest.mark.asyncio
+async def test_snapshot_health_and_metrics() -> None:
+    store = make_store()
+    store.observe_status(A1, Liveness.UP, "ok")
+    async with serve(store) as url, MonitorClient(url) as client:
+        assert await client.healthy()
+        snap = await client.snapshot()
+        assert snap["agents"][A1]["state"] == "up"
+        assert snap["groups"]["test/orders"]["total"] == 2
+        async with client.session.get(f"{url}/metrics") as response:
+            text = await response.text()
+        assert 'agentha_agent_up{agent="a1",environment="test",group="orders"} 1.0' in text
+
+
+@pytest.mark.asyncio
+async def test_event_stream_delivers_new_events_and_replays_after_an_id() -> None:
+    store = make_store()
+    async with serve(store) as url, MonitorClient(url) as client:
+        stream = client.events()
+        first = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0.3)  # connected, and a ping went by
+        store.observe_status(A1, Liveness.UP, "ok")
+        event = await asyncio.wait_for(first, 5)
+        assert (event["id"], event["old"], event["new"]) == (A1, "unknown", "up")
+        await stream.aclose()
+
+        store.observe_status(A2, Liveness.DOWN, "refused")  # also moves the group
+        replay = client.events(after=event["seq"])
+        got = [await asyncio.wait_for(anext(replay), 5) for _ in range(2)]
+        await replay.aclose()
+        assert [(e["id"], e["new"]) for e in got] == [(A2, "down"), ("test/orders", "at_risk")]
+        assert got[0]["reason"] == "refused"
+
+
+@pytest.mark.asyncio
+async def test_a_bad_last_event_id_is_a_400() -> None:
+    async with serve(make_store()) as url, aiohttp.ClientSession() as session:
+        headers = {"Last-Event-ID": "not-a-number"}
+        async with session.get(f"{url}/api/v1/events", headers=headers) as response:
+            assert response.status == 400
+
+
+@pytest.mark.asyncio
+async def test_token_protects_everything_but_healthz() -> None:
+    token = "Api-T0ken-for-tests!"
+    async with serve(make_store(), token=token) as url:
+        async with MonitorClient(url) as anonymous:
+            with pytest.raises(MonitorClientError, match="HTTP 401"):
+                await anonymous.snapshot()
+            assert await anonymous.healthy()
+        async with MonitorClient(url, token=token) as client:
+            assert "agents" in await client.snapshot()
+
+
+@pytest.mark.asyncio
+async def test_unreachable_monitor_is_a_clear_error() -> None:
+    async with MonitorClient("http://127.0.0.1:9", timeout=2) as client:
+        with pytest.raises(MonitorClientError, match=r"127\.0\.0\.1:9"):
+            await client.snapshot()
+        assert not await client.healthy()
