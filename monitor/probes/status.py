@@ -1,0 +1,108 @@
+"""The status prober: ``GET /frendsstatusinfo`` over a kept-alive connection per agent.
+
+200 is up, 503 is paused (a controlled drain), 401/403 is a rejected health-check key. A
+kept-alive connection found closed is reported as ``connection_dropped`` (agents restart, load
+balancers and firewalls cut idle flows: it is a signal) and the next probe reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+
+from .contexts import verified_context
+from .failures import TARGET_FAULTS, classify
+from .httpclient import NoResponse, connect
+from .result import ProbeResult, ProbeRun, Reason, StatusDetails
+from .session import ProbeSession
+from .target import ProbeTarget
+
+API_KEY_HEADER = "health-check-api-key"
+
+_STATUS_REASONS = {
+    200: Reason.OK,
+    503: Reason.PAUSED,
+    401: Reason.UNAUTHORIZED,
+    403: Reason.UNAUTHORIZED,
+}
+
+# Body keys (compared lower-case, without "_" or "-") that carry the two figures we read,
+# with the factor that turns the value into bytes.
+_PROCESS_KEYS = frozenset({"executingprocesses", "executingprocesscount", "processcount"})
+_MEMORY_KEYS = {
+    "memory": 1,
+    "memorybytes": 1,
+    "memoryusage": 1,
+    "memoryusagebytes": 1,
+    "workingset": 1,
+    "workingsetbytes": 1,
+    "memorymb": 1024 * 1024,
+    "memoryusagemb": 1024 * 1024,
+    "workingsetmb": 1024 * 1024,
+}
+_KEY_NOISE = re.compile(r"[_\-]")
+
+
+def parse_status_body(body: bytes, connection_reused: bool) -> StatusDetails:
+    """Read the optional JSON body: untrusted, so anything unexpected is simply not measured."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested input
+        return StatusDetails(connection_reused, len(body), body_is_json=False)
+    processes = memory = None
+    if isinstance(document, dict):
+        for key, value in document.items():
+            # bool is an int subclass: true/false is not a figure; NaN and inf are not either.
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if not math.isfinite(value) or value < 0:
+                continue
+            name = _KEY_NOISE.sub("", key.lower())
+            if name in _PROCESS_KEYS and processes is None:
+                processes = int(value)
+            elif name in _MEMORY_KEYS and memory is None:
+                memory = int(value * _MEMORY_KEYS[name])
+    return StatusDetails(connection_reused, len(body), True, processes, memory)
+
+
+async def probe_status(target: ProbeTarget, session: ProbeSession, deadline: float) -> ProbeResult:
+    """Probe the status endpoint; ``deadline`` (event-loop time) caps the whole exchange."""
+    run = ProbeRun("status", target.id)
+    conn = session.status_connection
+    if conn is not None and not conn.reusable:
+        session.close()
+        return run.finish(Reason.CONNECTION_DROPPED, requests=conn.requests)
+    reused = conn is not None
+    headers = [("Accept", "application/json"), ("Connection", "keep-alive")]
+    if target.api_key is not None:
+        headers.append((API_KEY_HEADER, target.api_key))
+    try:
+        async with asyncio.timeout_at(deadline):
+            if conn is None:
+                ssl_context = (
+                    verified_context(target.ca_bundle, target.min_tls_version, True)
+                    if target.scheme == "https"
+                    else None
+                )
+                conn = await connect(
+                    target.host,
+                    target.port,
+                    ssl_context=ssl_context,
+                    server_hostname=target.expected_name,
+                )
+                session.status_connection = conn
+            response = await conn.request("GET", target.status_path, target.host_header, headers)
+    except TARGET_FAULTS as exc:
+        session.close()
+        reason, context = classify(exc)
+        # The peer closed or reset a kept-alive connection just as we reused it.
+        if reused and (isinstance(exc, NoResponse) or reason is Reason.RESET):
+            return run.finish(Reason.CONNECTION_DROPPED, requests=conn.requests)
+        return run.finish(reason, reused=reused, **context)
+    if not response.keep_alive:
+        session.close()
+    reason = _STATUS_REASONS.get(response.status, Reason.HTTP_STATUS)
+    details = parse_status_body(response.body, reused) if reason is Reason.OK else None
+    return run.finish(reason, http_status=response.status, details=details)
