@@ -26,11 +26,13 @@ from .result import (
 from .session import ProbeSession
 from .status import probe_status
 from .target import ProbeTarget
+from .tls import probe_tls
 
 Prober = Callable[[ProbeTarget, ProbeSession, float], Awaitable[ProbeResult]]
 
 PROBERS: dict[str, Prober] = {
     "status": probe_status,
+    "tls": probe_tls,
 }
 
 __all__ = [
@@ -47,4 +49,5 @@ __all__ = [
     "StatusDetails",
     "TlsDetails",
     "probe_status",
+    "probe_tls",
 ]

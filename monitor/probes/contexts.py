@@ -7,6 +7,7 @@ their inputs; a changed CA bundle file is picked up on restart.
 from __future__ import annotations
 
 import ssl
+import warnings
 from functools import lru_cache
 from typing import Literal
 
@@ -49,6 +50,8 @@ def legacy_context(version: ssl.TLSVersion) -> ssl.SSLContext:
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-    ctx.minimum_version = version
-    ctx.maximum_version = version
+    with warnings.catch_warnings(action="ignore", category=DeprecationWarning):
+        # Python deprecates these versions; asking for them is the point of this context.
+        ctx.minimum_version = version
+        ctx.maximum_version = version
     return ctx

@@ -55,9 +55,9 @@ def not_after(cert: x509.Certificate) -> float:
     return cert.not_valid_after_utc.timestamp()
 
 
-def earliest_expiry(chain: Sequence[x509.Certificate]) -> float | None:
-    """When the first certificate in the chain expires (an intermediate can expire first)."""
-    return min((not_after(c) for c in chain), default=None)
+def earliest_expiry(chain: Sequence[x509.Certificate]) -> float:
+    """When the first certificate of a non-empty chain expires (an intermediate can be first)."""
+    return min(not_after(c) for c in chain)
 
 
 def days_left(expiry: float, now: float) -> float:

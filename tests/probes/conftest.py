@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+import subprocess
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 import pytest_asyncio
 
+from .helpers import closed_port
 from .pki import Leaf, Pki
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -51,3 +55,38 @@ async def serve() -> AsyncIterator[Serve]:
     await asyncio.gather(*tasks, return_exceptions=True)
     for server in servers:
         await server.wait_closed()
+
+
+@pytest.fixture
+def openssl_server() -> Iterator[Callable[..., int]]:
+    """Start ``openssl s_server`` on a free loopback port; killed at teardown."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(leaf: Leaf, *args: str) -> int:
+        port = closed_port()
+        command = ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-quiet", "-www"]
+        command += ["-cert", leaf.certfile, "-key", leaf.keyfile, *args]
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        processes.append(process)
+        give_up = time.monotonic() + 5
+        while time.monotonic() < give_up:
+            if process.poll() is not None:
+                error = process.stderr.read().decode(errors="replace") if process.stderr else ""
+                pytest.fail(f"openssl s_server exited: {error}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return port
+            except OSError:
+                time.sleep(0.05)
+        pytest.fail("openssl s_server did not start listening")
+
+    yield start
+    for process in processes:
+        process.terminate()
+        try:
+            process.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=3)

@@ -41,7 +41,7 @@ def test_earliest_expiry(pki: Pki) -> None:
     leaf = pki.leaf(valid_to=300 * DAY, intermediate_valid_to=20 * DAY)
     chain = [leaf.cert, *leaf.chain]
     assert tlsinfo.earliest_expiry(chain) == tlsinfo.not_after(leaf.chain[0])
-    assert tlsinfo.earliest_expiry([]) is None
+    assert tlsinfo.earliest_expiry([leaf.cert]) == tlsinfo.not_after(leaf.cert)
 
 
 def test_days_left_and_window() -> None:
