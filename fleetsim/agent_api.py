@@ -1,0 +1,235 @@
+"""The HTTP face of every virtual agent: status, metrics, sample API triggers, OAuth tokens.
+
+One aiohttp Application serves all agents of a process; a middleware finds the agent from
+the connection's local address and applies its conditions before any route runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from fleetsim import tokens
+from fleetsim.agent import VirtualAgent
+
+AGENTS = web.AppKey("agents", dict[tuple[str, int], VirtualAgent])
+TOKEN_KEY = web.AppKey("token_key", bytes)
+AGENT = "fleetsim.agent"  # request key
+AGENT_HEADER = "X-Fleetsim-Agent"
+MAX_BODY = 64 * 1024
+ORDERS = [
+    {"id": i, "customer": f"Customer {i:03d}", "status": ("open", "shipped", "closed")[i % 3],
+     "total": round(19.5 * i, 2)}
+    for i in range(1, 51)
+]
+_rng = random.Random()  # noqa: S311 - latency jitter and error injection, not crypto
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_app(agents: dict[tuple[str, int], VirtualAgent], token_key: bytes) -> web.Application:
+    app = web.Application(middlewares=[conditions_middleware], client_max_size=MAX_BODY)
+    app[AGENTS] = agents
+    app[TOKEN_KEY] = token_key
+    # Route names are the bounded `route` label of the request counter.
+    app.router.add_get("/frendsstatusinfo", status, name="status")
+    app.router.add_get("/metrics", metrics, name="metrics")
+    app.router.add_post("/oauth/token", token, name="token")
+    app.router.add_get("/api/orders", list_orders, name="orders")
+    app.router.add_get("/api/orders/{order_id}", get_order, name="order")
+    app.router.add_post("/api/orders", create_order, name="create_order")
+    return app
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def conditions_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    agent = request.app[AGENTS].get(tuple(sockname[:2])) if sockname else None
+    if agent is None:
+        return _error(404, "no agent here")
+    request[AGENT] = agent
+    now = agent.conditions
+    if sockname[1] == agent.plain.port and now.plain_port == "redirect":
+        location = f"{agent.tls_url()}{request.rel_url}"
+        return web.Response(status=301, headers={"Location": location, AGENT_HEADER: agent.plan.id})
+    await agent.unhung.wait()
+    if agent.conditions.slow_ms:
+        await asyncio.sleep(agent.conditions.slow_ms / 1000)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = _error(exc.status, exc.reason)
+    response.headers[AGENT_HEADER] = agent.plan.id
+    route = request.match_info.route.name or "other"
+    agent.requests[(route, response.status)] += 1
+    return response
+
+
+async def status(request: web.Request) -> web.Response:
+    agent: VirtualAgent = request[AGENT]
+    expected = agent.secrets.hc_key
+    if expected is not None:
+        given = request.headers.get("health-check-api-key", "")
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return _error(401, "missing or wrong health-check-api-key")
+    if agent.conditions.paused:
+        return web.json_response({"status": "Paused", "agent": agent.plan.name}, status=503)
+    processes, memory = agent.load()
+    return web.json_response({
+        "status": "Running",
+        "agent": agent.plan.name,
+        "agentGroup": agent.plan.group,
+        "environment": agent.plan.env,
+        "executingProcesses": processes,
+        "memoryUsageBytes": memory,
+    })
+
+
+async def metrics(request: web.Request) -> web.Response:
+    agent: VirtualAgent = request[AGENT]
+    processes, memory = agent.load()
+    lines = [
+        "# HELP frends_agent_up Whether the agent is running (0 when paused).",
+        "# TYPE frends_agent_up gauge",
+        f"frends_agent_up {0 if agent.conditions.paused else 1}",
+        "# HELP frends_agent_executing_processes Processes executing right now.",
+        "# TYPE frends_agent_executing_processes gauge",
+        f"frends_agent_executing_processes {processes}",
+        "# HELP frends_agent_memory_bytes Resident memory of the agent.",
+        "# TYPE frends_agent_memory_bytes gauge",
+        f"frends_agent_memory_bytes {memory}",
+        "# HELP frends_agent_start_time_seconds Start time since the Unix epoch.",
+        "# TYPE frends_agent_start_time_seconds gauge",
+        f"frends_agent_start_time_seconds {agent.started_at:.3f}",
+        "# HELP frends_agent_http_requests_total HTTP requests answered, by route and code.",
+        "# TYPE frends_agent_http_requests_total counter",
+    ]
+    for (route, code), count in sorted(agent.requests.items()):
+        lines.append(f'frends_agent_http_requests_total{{route="{route}",code="{code}"}} {count}')
+    return web.Response(
+        text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
+
+
+def _authorized(request: web.Request, agent: VirtualAgent) -> bool:
+    api_key = request.headers.get("X-Api-Key")
+    if api_key is not None:
+        return hmac.compare_digest(api_key.encode(), agent.secrets.api_key.encode())
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credential:
+        return tokens.valid(request.app[TOKEN_KEY], credential.strip(), agent.plan.env)
+    return False
+
+
+async def _api_gate(request: web.Request) -> web.Response | None:
+    """Paused, unauthenticated and injected-error answers; None lets the call through."""
+    agent: VirtualAgent = request[AGENT]
+    if agent.conditions.paused:
+        return _error(503, "agent is paused")
+    if not _authorized(request, agent):
+        return web.json_response(
+            {"error": "authentication required: X-Api-Key or a bearer token"}, status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="fleetsim"'},
+        )
+    if _rng.random() < agent.conditions.error_rate:
+        return _error(500, "simulated process failure")
+    # A process execution takes a few milliseconds.
+    await asyncio.sleep(0.002 + _rng.random() * 0.006)
+    return None
+
+
+async def list_orders(request: web.Request) -> web.Response:
+    if blocked := await _api_gate(request):
+        return blocked
+    limit_text = request.query.get("limit", "20")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 50:
+        return _error(400, "limit must be an integer from 1 to 50")
+    return web.json_response({"orders": ORDERS[: int(limit_text)], "count": len(ORDERS)})
+
+
+async def get_order(request: web.Request) -> web.Response:
+    if blocked := await _api_gate(request):
+        return blocked
+    order_id = request.match_info["order_id"]
+    if not order_id.isdigit() or len(order_id) > 9:
+        return _error(400, "order id must be a positive integer")
+    index = int(order_id) - 1
+    if not 0 <= index < len(ORDERS):
+        return _error(404, "no such order")
+    return web.json_response(ORDERS[index])
+
+
+def _order_problem(body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return "body must be a JSON object"
+    unknown = set(body) - {"customer", "items"}
+    if unknown:
+        return f"unknown field: {sorted(unknown)[0]}"
+    customer = body.get("customer")
+    if not isinstance(customer, str) or not 1 <= len(customer) <= 100:
+        return "customer must be a string of 1 to 100 characters"
+    items = body.get("items")
+    if not isinstance(items, list) or not 1 <= len(items) <= 100:
+        return "items must be a list of 1 to 100 items"
+    for item in items:
+        if not isinstance(item, dict) or set(item) != {"sku", "qty"}:
+            return "each item must be an object with sku and qty"
+        if not isinstance(item["sku"], str) or not 1 <= len(item["sku"]) <= 40:
+            return "sku must be a string of 1 to 40 characters"
+        qty = item["qty"]
+        if isinstance(qty, bool) or not isinstance(qty, int) or not 1 <= qty <= 1000:
+            return "qty must be an integer from 1 to 1000"
+    return None
+
+
+async def create_order(request: web.Request) -> web.Response:
+    if blocked := await _api_gate(request):
+        return blocked
+    if request.content_type != "application/json":
+        return _error(415, "Content-Type must be application/json")
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError):
+        return _error(400, "body is not valid JSON")
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, "body too large")
+    if problem := _order_problem(body):
+        return _error(400, problem)
+    order_id = len(ORDERS) + _rng.randint(1, 10**6)
+    return web.json_response({"id": order_id, "status": "open", **body}, status=201)
+
+
+async def token(request: web.Request) -> web.Response:
+    agent: VirtualAgent = request[AGENT]
+    if agent.conditions.paused:
+        return _error(503, "agent is paused")
+    try:
+        form = await request.post()
+    except (ValueError, web.HTTPException):
+        return web.json_response({"error": "invalid_request"}, status=400)
+    if form.get("grant_type") != "client_credentials":
+        return web.json_response({"error": "unsupported_grant_type"}, status=400)
+    client_id, secret = form.get("client_id"), form.get("client_secret")
+    if not isinstance(client_id, str) or not isinstance(secret, str):
+        return web.json_response({"error": "invalid_request"}, status=400)
+    expected = agent.secrets
+    if client_id != expected.client_id or not hmac.compare_digest(
+        secret.encode(), expected.client_secret.encode()
+    ):
+        return web.json_response({"error": "invalid_client"}, status=401)
+    access = tokens.issue(request.app[TOKEN_KEY], agent.plan.env, client_id)
+    return web.json_response(
+        {"access_token": access, "token_type": "Bearer", "expires_in": tokens.TOKEN_LIFETIME_S},
+        headers={"Cache-Control": "no-store"},
+    )

@@ -1,0 +1,159 @@
+"""Files a running fleet writes for its clients: fleet.json (last, atomically), the control
+token, ca.pem, secrets.env and a matching inventory.yaml."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fleetsim.credentials import EnvSecrets, shell_line
+from fleetsim.fleetspec import FleetSpec
+
+FLEET_JSON = "fleet.json"
+TOKEN_FILE = "control-token"  # noqa: S105 - a file name, not a secret
+CA_FILE = "ca.pem"
+SECRETS_FILE = "secrets.env"
+INVENTORY_FILE = "inventory.yaml"
+
+
+def _write(path: Path, text: str, mode: int) -> None:
+    """Write through a temporary file and rename; the file is never readable by others."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(tmp, mode)  # O_CREAT's mode is filtered by the umask and ignored for old files
+    os.replace(tmp, path)
+
+
+def write_all(
+    directory: Path,
+    *,
+    spec: FleetSpec,
+    control_url: str,
+    token: str,
+    ca_pem: str,
+    secrets: dict[str, EnvSecrets],
+    agents: list[dict[str, Any]],
+    gateways: list[dict[str, Any]],
+    workers: int,
+) -> Path:
+    """Write every file into ``directory``; returns the path of fleet.json, written last."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory = directory.resolve()
+    _write(directory / TOKEN_FILE, token + "\n", 0o600)
+    _write(directory / CA_FILE, ca_pem, 0o644)
+    lines = [
+        "# Secrets of the simulated fleet, referenced by inventory.yaml.",
+        "# Load into a shell with: set -a; . ./secrets.env; set +a",
+    ]
+    lines += [shell_line(n, v) for s in secrets.values() for n, v in s.variables().items()]
+    _write(directory / SECRETS_FILE, "\n".join(lines) + "\n", 0o600)
+    _write(directory / INVENTORY_FILE, inventory_yaml(spec, secrets, agents, gateways), 0o644)
+    fleet = {
+        "version": 1,
+        "pid": os.getpid(),
+        "control_url": control_url,
+        "token_file": str(directory / TOKEN_FILE),
+        "ca_file": str(directory / CA_FILE),
+        "secrets_file": str(directory / SECRETS_FILE),
+        "inventory_file": str(directory / INVENTORY_FILE),
+        "workers": workers,
+        "environments": [
+            {
+                "name": env.name,
+                "profile": env.profile,
+                "client_id": secrets[env.name].client_id,
+                "api_key_var": secrets[env.name].api_key_var,
+                "client_secret_var": secrets[env.name].client_secret_var,
+                "hc_key_var": secrets[env.name].hc_key_var,
+            }
+            for env in spec.environments
+        ],
+        "gateways": [
+            {k: g[k] for k in ("id", "env", "group", "url", "agents")} for g in gateways
+        ],
+        "agents": [
+            {k: a[k] for k in ("id", "env", "group", "name", "address", "port", "url",
+                               "plain_http_port")}
+            for a in agents
+        ],
+    }
+    path = directory / FLEET_JSON
+    _write(path, json.dumps(fleet, indent=2) + "\n", 0o644)
+    return path
+
+
+def remove_ready_marker(directory: Path) -> None:
+    """fleet.json means "running": take it away when the fleet stops."""
+    (directory / FLEET_JSON).unlink(missing_ok=True)
+
+
+def inventory_yaml(
+    spec: FleetSpec,
+    secrets: dict[str, EnvSecrets],
+    agents: list[dict[str, Any]],
+    gateways: list[dict[str, Any]],
+) -> str:
+    """An inventory for the monitor that matches this fleet; secrets only as ${NAME}."""
+    by_group: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for agent in agents:
+        by_group[(agent["env"], agent["group"])].append(agent)
+    entry = {(g["env"], g["group"]): g["url"] for g in gateways}
+    environments = []
+    for env in spec.environments:
+        env_secrets = secrets[env.name]
+        api_key = {"api_key": {"header": "X-Api-Key", "value": f"${{{env_secrets.api_key_var}}}"}}
+        item: dict[str, Any] = {"name": env.name, "profile": env.profile}
+        if env_secrets.hc_key_var:
+            item["defaults"] = {"health_check_api_key": f"${{{env_secrets.hc_key_var}}}"}
+        groups = []
+        for group in env.groups:
+            members = by_group[(env.name, group.name)]
+            url = entry[(env.name, group.name)]
+            oauth2 = {"oauth2": {
+                "token_url": f"{url}/oauth/token",
+                "client_id": env_secrets.client_id,
+                "client_secret": f"${{{env_secrets.client_secret_var}}}",
+            }}
+            groups.append({
+                "name": group.name,
+                "entrypoint": url,
+                # HA: the group must survive one agent being offline.
+                "min_healthy": max(1, len(members) - 1),
+                "api_checks": [
+                    {"name": "list-orders", "method": "GET", "path": "/api/orders",
+                     "expect_status": 200, "auth": api_key},
+                    {"name": "get-order", "method": "GET", "path": "/api/orders/1",
+                     "expect_status": 200, "auth": oauth2},
+                    {"name": "create-order", "method": "POST", "path": "/api/orders",
+                     "expect_status": 201,
+                     "body": {"customer": "Monitor", "items": [{"sku": "PROBE-1", "qty": 1}]},
+                     "auth": api_key},
+                ],
+                "agents": [
+                    {"name": a["name"], "url": a["url"], "plain_http_ports": [a["plain_http_port"]]}
+                    for a in members
+                ],
+            })
+        item["groups"] = groups
+        environments.append(item)
+    document = {
+        "version": 1,
+        "defaults": {"metrics_path": "/metrics", "tls": {"ca_bundle": CA_FILE}},
+        "environments": environments,
+    }
+    header = "# Inventory of a simulated fleet (written by 'agentha sim'); secrets are ${NAME}.\n"
+    return header + yaml.dump(document, Dumper=_PlainDumper, sort_keys=False)
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes repeated mappings out in full: no &anchors, which readers find confusing."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
