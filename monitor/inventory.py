@@ -24,7 +24,7 @@ from monitor.inventory_file import (
     InventoryFile,
     TlsSettings,
 )
-from monitor.inventory_rules import Issue, check_inventory, describe_error
+from monitor.inventory_rules import Issue, check_inventory, describe_error, drop_typo_twins
 from monitor.problems import Finding, Loc, Problem, loc_to_path
 from monitor.secrets import Secret
 from monitor.yamlpos import YamlDocument, YamlSyntaxError, load_yaml
@@ -207,20 +207,20 @@ def load_inventory(
         Issue(
             "duplicate-key",
             key,
-            f"duplicate key; first at line {first}, YAML would keep only the last",
+            f"duplicate key (first at line {first}); expected each key once, "
+            "YAML would silently keep only the last",
+            line=line,
         )
-        for key, _line, first in doc.duplicate_keys
+        for key, line, first in doc.duplicate_keys
     ]
     try:
         model = InventoryFile.model_validate(doc.data, context={"environ": environ})
     except ValidationError as exc:
-        issues += [describe_error(err, InventoryFile) for err in exc.errors()]
+        issues += drop_typo_twins([describe_error(err, InventoryFile) for err in exc.errors()])
         raise InventoryError(_to_problems(issues, doc, name, errors=True)) from None
-    if issues:
-        raise InventoryError(_to_problems(issues, doc, name, errors=True))
 
     environments = _resolve(model, path.parent)
-    issues = check_inventory(model, environments, doc.line_of)
+    issues += check_inventory(model, environments, doc.line_of)
     errors = _to_problems([i for i in issues if not i.finding], doc, name, errors=True)
     findings = _to_problems([i for i in issues if i.finding], doc, name, errors=False)
     if errors:
@@ -253,9 +253,8 @@ def _to_problems(
         if key in seen:  # one inherited setting can fail for many agents: say it once
             continue
         seen.add(key)
-        out.append(
-            kind(issue.code, issue.message, name, loc_to_path(issue.loc), doc.line_of(issue.loc))
-        )
+        line = issue.line or doc.line_of(issue.loc)
+        out.append(kind(issue.code, issue.message, name, loc_to_path(issue.loc), line))
     out.sort(key=lambda p: (p.line is None, p.line or 0))
     return out
 

@@ -31,6 +31,7 @@ class Issue(NamedTuple):
     loc: Loc
     message: str
     finding: bool = False
+    line: int | None = None  # when the field path alone would point elsewhere (duplicate keys)
 
 
 # --- pydantic errors -> issues ---
@@ -112,8 +113,18 @@ def _unknown_key(loc: Loc, root: type[BaseModel]) -> str:
     allowed = list(model.model_fields)
     key = str(loc[-1])
     close = difflib.get_close_matches(key, allowed, n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
+    hint = f"did you mean '{close[0]}'? " if close else ""  # drop_typo_twins relies on this
     return f"unknown key; {hint}expected one of: {', '.join(allowed)}"
+
+
+def drop_typo_twins(issues: list[Issue]) -> list[Issue]:
+    """Drop "X is missing" when a sibling unknown key is a typo of X: one mistake, one line."""
+    meant = {
+        (*issue.loc[:-1], issue.message.split("'")[1])
+        for issue in issues
+        if issue.code == "unknown-key" and "did you mean" in issue.message
+    }
+    return [i for i in issues if not (i.code == "missing-key" and i.loc in meant)]
 
 
 def _model_at(loc: Loc, root: type[BaseModel]) -> type[BaseModel] | None:
@@ -390,7 +401,8 @@ def _shared_secrets(
             continue
         (env1, (loc1, var1)), (env2, (loc2, var2)) = list(by_env.items())[:2]
         if loc1 == loc2:
-            names = ", ".join(by_env)
+            envs = list(by_env)
+            names = ", ".join(envs[:-1]) + " and " + envs[-1]
             message = (
                 f"secret ${{{var1}}} is inherited by environments {names}; "
                 "expected a separate secret per environment"

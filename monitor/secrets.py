@@ -129,13 +129,13 @@ def resolve(reference: object, environ: Mapping[str, str]) -> Secret:
     if value is None:
         raise PydanticCustomError(
             "unset-variable",
-            "environment variable {name} is not set (referenced as ${{name}})",
+            "environment variable {name} is not set",
             {"name": name},
         )
     if value == "":
         raise PydanticCustomError(
             "unset-variable",
-            "environment variable {name} is empty (referenced as ${{name}})",
+            "environment variable {name} is empty",
             {"name": name},
         )
     failed = policy_failures(value)
