@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from .plaintext import probe_plaintext
 from .result import (
     Details,
     PlaintextDetails,
@@ -33,6 +34,7 @@ Prober = Callable[[ProbeTarget, ProbeSession, float], Awaitable[ProbeResult]]
 PROBERS: dict[str, Prober] = {
     "status": probe_status,
     "tls": probe_tls,
+    "plaintext": probe_plaintext,
 }
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "Reason",
     "StatusDetails",
     "TlsDetails",
+    "probe_plaintext",
     "probe_status",
     "probe_tls",
 ]

@@ -85,10 +85,17 @@ class HttpConnection:
         self._writer.transport.abort()
 
     async def request(
-        self, method: str, path: str, host: str, headers: Sequence[tuple[str, str]] = ()
+        self,
+        method: str,
+        path: str,
+        host: str,
+        headers: Sequence[tuple[str, str]] = (),
+        *,
+        head_only: bool = False,
     ) -> Response:
-        """Send one request and read the whole response within the limits.
+        """Send one request and read the response within the limits.
 
+        ``head_only`` stops after the headers (empty body, connection not reusable).
         Raises ``HttpError`` subclasses for bad answers and ``OSError`` for transport faults;
         after any exception the connection is unusable.
         """
@@ -104,6 +111,8 @@ class HttpConnection:
             t.strip().lower() for k, v in fields if k == "connection" for t in v.split(",")
         }
         keep_alive = "keep-alive" in connection if not http11 else "close" not in connection
+        if head_only:
+            return Response(status, response_headers, b"", keep_alive=False)
         if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
             body = b""
             keep_alive = keep_alive and status >= 200  # an interim answer leaves the stream odd

@@ -93,7 +93,9 @@ async def probe_status(target: ProbeTarget, session: ProbeSession, deadline: flo
                     server_hostname=target.expected_name,
                 )
                 session.status_connection = conn
-            response = await conn.request("GET", target.status_path, target.host_header, headers)
+            response = await conn.request(
+                "GET", target.status_path, target.host_header(target.port), headers
+            )
     except TARGET_FAULTS as exc:
         session.close()
         reason, context = classify(exc)
@@ -101,6 +103,9 @@ async def probe_status(target: ProbeTarget, session: ProbeSession, deadline: flo
         if reused and (isinstance(exc, NoResponse) or reason is Reason.RESET):
             return run.finish(Reason.CONNECTION_DROPPED, requests=conn.requests)
         return run.finish(reason, reused=reused, **context)
+    except asyncio.CancelledError:
+        session.close()  # cut off by the caller mid-exchange: the stream state is unknown
+        raise
     if not response.keep_alive:
         session.close()
     reason = _STATUS_REASONS.get(response.status, Reason.HTTP_STATUS)

@@ -28,10 +28,7 @@ class ProbeTarget:
         """The host name the certificate must match and the Host header carries."""
         return self.server_name or self.host
 
-    @property
-    def host_header(self) -> str:
-        default_port = 443 if self.scheme == "https" else 80
+    def host_header(self, port: int) -> str:
+        """The Host header for a request to ``port`` (always explicit: valid on any port)."""
         name = self.expected_name
-        if ":" in name:  # an IPv6 literal
-            name = f"[{name}]"
-        return name if self.port == default_port else f"{name}:{self.port}"
+        return f"[{name}]:{port}" if ":" in name else f"{name}:{port}"  # [...]: IPv6 literal

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -60,33 +62,34 @@ async def serve() -> AsyncIterator[Serve]:
 @pytest.fixture
 def openssl_server() -> Iterator[Callable[..., int]]:
     """Start ``openssl s_server`` on a free loopback port; killed at teardown."""
-    processes: list[subprocess.Popen[bytes]] = []
+    running: list[subprocess.Popen[bytes]] = []
+    with contextlib.ExitStack() as logs:
 
-    def start(leaf: Leaf, *args: str) -> int:
-        port = closed_port()
-        command = ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-quiet", "-www"]
-        command += ["-cert", leaf.certfile, "-key", leaf.keyfile, *args]
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        processes.append(process)
-        give_up = time.monotonic() + 5
-        while time.monotonic() < give_up:
-            if process.poll() is not None:
-                error = process.stderr.read().decode(errors="replace") if process.stderr else ""
-                pytest.fail(f"openssl s_server exited: {error}")
+        def start(leaf: Leaf, *args: str) -> int:
+            port = closed_port()
+            command = ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-quiet", "-www"]
+            command += ["-cert", leaf.certfile, "-key", leaf.keyfile, *args]
+            # A file, not a pipe: a chatty server can never block on a full pipe.
+            log = logs.enter_context(tempfile.TemporaryFile())
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            running.append(process)
+            give_up = time.monotonic() + 5
+            while time.monotonic() < give_up:
+                if process.poll() is not None:
+                    log.seek(0)
+                    pytest.fail(f"openssl s_server exited: {log.read().decode(errors='replace')}")
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    return port
+                except OSError:
+                    time.sleep(0.05)
+            pytest.fail("openssl s_server did not start listening")
+
+        yield start
+        for process in running:
+            process.terminate()
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                return port
-            except OSError:
-                time.sleep(0.05)
-        pytest.fail("openssl s_server did not start listening")
-
-    yield start
-    for process in processes:
-        process.terminate()
-        try:
-            process.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=3)
+                process.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=3)
