@@ -121,10 +121,11 @@ class Gateway:
     def _rotation(self) -> list[VirtualAgent]:
         """Healthy agents, starting with the next one in round-robin order."""
         count = len(self.agents)
-        start = self._next
-        self._next = (self._next + 1) % count
-        order = [self.agents[(start + i) % count] for i in range(count)]
-        return [a for a in order if self.healthy[a.plan.id]]
+        order = [(self._next + i) % count for i in range(count)]
+        healthy = [i for i in order if self.healthy[self.agents[i].plan.id]]
+        if healthy:
+            self._next = (healthy[0] + 1) % count
+        return [self.agents[i] for i in healthy]
 
     async def _activate(self, session: aiohttp.ClientSession) -> None:
         self._last_used = time.monotonic()
