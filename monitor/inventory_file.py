@@ -184,8 +184,10 @@ class OAuth2Auth(FileModel):
 class Auth(FileModel):
     """Exactly one of ``api_key`` or ``oauth2``."""
 
-    api_key: ApiKeyAuth | None = None
-    oauth2: OAuth2Auth | None = None
+    api_key: ApiKeyAuth | None = Field(None, description="An API key sent in a header.")
+    oauth2: OAuth2Auth | None = Field(
+        None, description="OAuth 2.0 client credentials; the token is sent as a bearer token."
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Auth:
@@ -202,7 +204,9 @@ class ApiCheck(FileModel):
     """An API call through the group's entrypoint, as a client makes it."""
 
     name: Name = Field(description="Unique within the group.")
-    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = Field(
+        "GET", description="HTTP method."
+    )
     path: UrlPath = Field(description="Path (and query) below the entrypoint; starts with '/'.")
     expect_status: int = Field(200, ge=100, le=599, description="Expected HTTP status.")
     body: dict[str, Any] | None = Field(None, description="JSON body, for POST, PUT and PATCH.")
