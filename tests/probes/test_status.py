@@ -230,3 +230,17 @@ async def test_plain_http_target(serve: Serve, pki: Pki) -> None:
         check(await probe_status(plain, session, deadline()), Reason.OK, http_status=200)
     finally:
         session.close()
+
+
+async def test_cut_off_by_caller_leaves_no_half_used_connection(
+    serve: Serve, pki: Pki, good_leaf: Leaf
+) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+
+    port = await serve(silent, good_leaf.server_context())
+    session = ProbeSession()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):  # the scheduler's hard deadline, before the probe's
+            await probe_status(target(port, pki), session, deadline(5))
+    assert session.status_connection is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import json
 import socket
 import ssl
@@ -10,7 +11,7 @@ import ssl
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from monitor.probes import Reason, tlsinfo
+from monitor.probes import PROBERS, Reason, tlsinfo
 from monitor.probes.failures import classify
 from monitor.probes.httpclient import BadResponse, BodyTooLarge, NoResponse
 from monitor.probes.status import parse_status_body
@@ -139,3 +140,10 @@ def test_classify(exc: Exception, reason: Reason) -> None:
     got, context = classify(exc)  # type: ignore[arg-type]
     assert got is reason
     json.dumps(context)  # plain values only
+
+
+def test_probers_table() -> None:
+    assert set(PROBERS) == {"status", "tls", "plaintext"}
+    for name, prober in PROBERS.items():
+        assert list(inspect.signature(prober).parameters) == ["target", "session", "deadline"]
+        assert prober.__name__ == f"probe_{name}"
