@@ -19,8 +19,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from fleetsim.agent import VirtualAgent
+from fleetsim.agent import CertStore, VirtualAgent
 from fleetsim.agent_api import AGENT_HEADER, MAX_BODY
+from fleetsim.certs import Window
 from fleetsim.fleetspec import GatewayPlan
 from fleetsim.listener import Connections, Listener
 
@@ -41,13 +42,13 @@ class Gateway:
         self,
         plan: GatewayPlan,
         agents: list[VirtualAgent],
-        server_ssl: ssl.SSLContext,
+        certs: CertStore,
         client_ssl: ssl.SSLContext,
         server: Callable[[], asyncio.Protocol],
     ) -> None:
         self.plan = plan
         self.agents = agents
-        self._server_ssl = server_ssl
+        self._certs = certs
         self._ssl = client_ssl
         self._server = server
         self.listener = Listener(plan.address, self._accept)
@@ -87,7 +88,12 @@ class Gateway:
         self.connections.serve(sock, self._server, self._tls)
 
     async def _tls(self, _sock: socket.socket) -> ssl.SSLContext:
-        return self._server_ssl
+        # Made on first use, like the agents' contexts: cheap start for thousands of groups.
+        plan = self.plan
+        return self._certs.server_context(
+            plan.id, plan.address, [plan.address, f"{plan.group}.{plan.env}.test"],
+            Window(-1, 365), "gateway", legacy=False,
+        )
 
     async def forward(self, request: web.Request, session: aiohttp.ClientSession) -> web.Response:
         await self._activate(session)

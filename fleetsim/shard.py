@@ -11,7 +11,7 @@ from aiohttp import web
 
 from fleetsim import agent_api, gateway
 from fleetsim.agent import CertStore, VirtualAgent
-from fleetsim.certs import Authority, Window
+from fleetsim.certs import Authority
 from fleetsim.conditions import parse_patch
 from fleetsim.credentials import EnvSecrets
 from fleetsim.fleetspec import AgentPlan, GatewayPlan
@@ -60,12 +60,8 @@ class Shard:
         gateway_runner = await self._runner(gateway.create_app(by_gateway))
         client_ssl = client_context(ca_file)
         for gplan in self._gateway_plans:
-            server_ssl = certs.server_context(
-                gplan.id, gplan.address, [gplan.address, f"{gplan.group}.{gplan.env}.test"],
-                Window(-1, 365), "gateway", legacy=False,
-            )
             gw = gateway.Gateway(
-                gplan, [self.agents[aid] for aid in gplan.agents], server_ssl, client_ssl,
+                gplan, [self.agents[aid] for aid in gplan.agents], certs, client_ssl,
                 gateway_runner.server,
             )
             gw.start()

@@ -1,9 +1,9 @@
-"""Worker processes: each hosts a shard of the fleet and serves the control API for it.
+"""Worker processes, the main process's side: how many, which groups, start, relay, stop.
 
 The main process sends a worker its shard (and the CA, keys and secrets it needs) as one
 JSON line on stdin and keeps the pipe open: when the main process goes away, stdin closes
 and the worker stops, so no worker outlives its fleet. The worker answers with one JSON
-line naming its control port once every listener of its shard is up.
+line naming its control port once every listener of its shard is up (see worker.py).
 """
 
 from __future__ import annotations
@@ -13,20 +13,16 @@ import contextlib
 import json
 import math
 import os
-import signal
 import sys
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 from fleetsim import control
-from fleetsim.certs import Authority, Window
-from fleetsim.conditions import Conditions
+from fleetsim.certs import Authority
 from fleetsim.credentials import EnvSecrets
 from fleetsim.errors import FleetError
-from fleetsim.fleetspec import AgentPlan, GatewayPlan, Layout
-from fleetsim.shard import Shard
+from fleetsim.fleetspec import Layout
 
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 10.0
@@ -104,7 +100,7 @@ class RemoteHandle:
 
     async def start(self, config: dict[str, Any]) -> None:
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "fleetsim.workers",
+            sys.executable, "-m", "fleetsim.worker",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )
         assert self._proc.stdin and self._proc.stdout
@@ -177,68 +173,3 @@ async def start_workers(
         await asyncio.gather(*(h.stop() for h in handles), return_exceptions=True)
         raise
     return handles
-
-
-# The worker side.
-
-async def _worker(config: dict[str, Any]) -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    agents = [
-        AgentPlan(a["env"], a["group"], a["name"], a["address"], Window(*a["window"]),
-                  Conditions.model_validate(a["start"]))
-        for a in config["agents"]
-    ]
-    gateways = [
-        GatewayPlan(g["env"], g["group"], g["address"], tuple(g["agents"]))
-        for g in config["gateways"]
-    ]
-    secrets = {env: EnvSecrets(**fields) for env, fields in config["secrets"].items()}
-    shard = Shard(
-        agents, gateways, secrets,
-        Authority.from_pem(config["ca_cert"], config["ca_key"]),
-        bytes.fromhex(config["token_key"]),
-    )
-    runner: web.AppRunner | None = None
-    try:
-        await shard.start()
-        handle = control.LocalHandle(shard)
-        app = control.create_app(config["token"], control.Router({a.id: handle for a in agents}))
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        sys.stdout.write(json.dumps({"control_port": port}) + "\n")
-        sys.stdout.flush()
-        # stdin reaching EOF means the main process is gone.
-        reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        waits = [asyncio.ensure_future(reader.read()), asyncio.ensure_future(stop.wait())]
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for waiting in waits:
-            waiting.cancel()
-    finally:
-        if runner:
-            await runner.cleanup()
-        await shard.stop()
-
-
-def main() -> int:
-    line = sys.stdin.buffer.readline()
-    try:
-        config = json.loads(line)
-        asyncio.run(_worker(config))
-    except (FleetError, OSError) as exc:
-        print(f"fleetsim worker: error: {exc}", file=sys.stderr)
-        return 1
-    except (ValueError, KeyError, TypeError):
-        print("fleetsim worker: error: bad configuration on stdin", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
