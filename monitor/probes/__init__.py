@@ -1,7 +1,7 @@
 """The probers: one async function per kind, one shape, one table (``PROBERS``).
 
 Every prober is ``async def probe(target, session, deadline) -> ProbeResult``: ``deadline`` is
-event-loop time (``loop.time()``) by which the probe returns a result, ``timeout`` included.
+event-loop time (``loop.time()``) by which the probe returns a result (``timeout`` if need be).
 The scheduler keeps one :class:`ProbeSession` per target and applies its own hard deadline
 around the call as a backstop. A prober never raises for the target's fault.
 
