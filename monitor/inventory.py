@@ -12,13 +12,14 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from monitor.errors import InventoryError
 from monitor.inventory_file import (
+    AgentEntry,
     AgentSettings,
     ApiCheck,
     InventoryFile,
@@ -217,15 +218,15 @@ def load_inventory(
         model = InventoryFile.model_validate(doc.data, context={"environ": environ})
     except ValidationError as exc:
         issues += drop_typo_twins([describe_error(err, InventoryFile) for err in exc.errors()])
-        raise InventoryError(_to_problems(issues, doc, name, errors=True)) from None
+        raise InventoryError(_to_problems(issues, doc, name, Problem)) from None
 
     environments = _resolve(model, path.parent)
     issues += check_inventory(model, environments, doc.line_of)
-    errors = _to_problems([i for i in issues if not i.finding], doc, name, errors=True)
-    findings = _to_problems([i for i in issues if i.finding], doc, name, errors=False)
+    errors = _to_problems([i for i in issues if not i.finding], doc, name, Problem)
+    findings = _to_problems([i for i in issues if i.finding], doc, name, Finding)
     if errors:
-        raise InventoryError(errors, findings)  # type: ignore[arg-type]
-    return Inventory(path=path, environments=environments, findings=tuple(findings))  # type: ignore[arg-type]
+        raise InventoryError(errors, findings)
+    return Inventory(path=path, environments=environments, findings=tuple(findings))
 
 
 def inventory_json_schema() -> dict[str, Any]:
@@ -242,10 +243,10 @@ def _yaml_kind(value: object) -> str:
     return "a single value"
 
 
-def _to_problems(
-    issues: list[Issue], doc: YamlDocument, name: str, *, errors: bool
-) -> list[Problem]:
-    kind = Problem if errors else Finding
+P = TypeVar("P", bound=Problem)
+
+
+def _to_problems(issues: list[Issue], doc: YamlDocument, name: str, kind: type[P]) -> list[P]:
     seen: set[tuple[str, Loc, str]] = set()
     out = []
     for issue in issues:
@@ -325,14 +326,14 @@ def _resolve(model: InventoryFile, base: Path) -> tuple[Environment, ...]:
     return tuple(environments)
 
 
-def _agent(env: str, group: str, entry: BaseModel, layers: list[Layer], base: Path) -> Agent:
+def _agent(env: str, group: str, entry: AgentEntry, layers: list[Layer], base: Path) -> Agent:
     values, sources = _merge(layers)
     ca_bundle = values["tls.ca_bundle"]
-    url = entry.url  # type: ignore[attr-defined]
+    url = entry.url
     return Agent(
         environment=env,
         group=group,
-        name=entry.name,  # type: ignore[attr-defined]
+        name=entry.name,
         url=url,
         status_path=values["status_path"],
         metrics_path=values["metrics_path"],

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from monitor.problems import Loc, loc_to_path
 
 if TYPE_CHECKING:
-    from monitor.inventory import Agent, Environment
+    from monitor.inventory import Agent, Environment, Group
     from monitor.inventory_file import InventoryFile
 
 LineOf = Callable[[Loc], "int | None"]
@@ -249,7 +249,7 @@ def _duplicate_urls(environments: tuple[Environment, ...], line_of: LineOf) -> l
     return issues
 
 
-def _group_rules(env: Environment, loc: Loc, group: Any) -> list[Issue]:
+def _group_rules(env: Environment, loc: Loc, group: Group) -> list[Issue]:
     issues = []
     count = len(group.agents)
     if group.min_healthy > count:

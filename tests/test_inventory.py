@@ -239,3 +239,28 @@ def test_example_keys_are_all_in_the_schema() -> None:
 
     walk(load_yaml((EXAMPLES / "inventory.yaml").read_text()).data)
     assert used <= documented, used - documented
+
+
+def test_yaml_anchors_and_merge_keys_work(tmp_path: Path) -> None:
+    path = tmp_path / "inv.yaml"
+    path.write_text(
+        "version: 1\n"
+        "environments:\n"
+        "  - name: test\n"
+        "    groups:\n"
+        "      - name: orders\n"
+        "        entrypoint: https://127.0.0.1:8443\n"
+        "        agents:\n"
+        "          - &agent {name: orders-1, url: 'https://127.0.1.1:9443', metrics_path: /m}\n"
+        "          - <<: *agent\n"
+        "            name: orders-2\n"
+        "            url: https://127.0.1.2:9443\n"
+        "            colour: red\n"
+    )
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path, {})
+    (problem,) = info.value.problems
+    assert (problem.code, problem.line) == ("unknown-key", 12)
+    path.write_text(path.read_text().replace("            colour: red\n", ""))
+    inventory = load_inventory(path, {})
+    assert inventory.agent("test/orders/orders-2").metrics_url == "https://127.0.1.2:9443/m"
