@@ -56,7 +56,8 @@ def try_commands(fleet: fleetsim.RunningFleet) -> list[tuple[str, str]]:
     keyed_agent = by_id["prod/orders/orders-1"]
     status = f"curl -i --cacert {ca} {open_agent['url']}/frendsstatusinfo"
     pause = (
-        f"curl -s -X PATCH -H \"Authorization: Bearer $(cat {token})\" "
+        f"curl -s -o /dev/null -w '%{{http_code}}\\n' -X PATCH "
+        f"-H \"Authorization: Bearer $(cat {token})\" "
         "-H 'Content-Type: application/json' -d '{\"paused\": true, \"ttl_s\": 60}' "
         f"{fleet.control_url}/v1/agents/{open_agent['id']}/conditions && {status}"
     )

@@ -120,7 +120,7 @@ async def _serve(
     async with fleetsim.running_fleet(opts) as fleet:
         announce(fleet)
         await stop.wait()
-        print("agentha sim: stopping", file=sys.stderr)
+        print("agentha: stopping the fleet", file=sys.stderr)
 
 
 def print_summary(fleet: fleetsim.RunningFleet) -> None:
