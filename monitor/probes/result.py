@@ -26,7 +26,6 @@ class Reason(StrEnum):
     RESET = "reset"
     CONNECT_FAILED = "connect_failed"
     TIMEOUT = "timeout"
-    CONNECTION_DROPPED = "connection_dropped"
     NO_RESPONSE = "no_response"
     BAD_RESPONSE = "bad_response"
     BODY_TOO_LARGE = "body_too_large"
@@ -57,7 +56,6 @@ _MESSAGES: dict[Reason, str] = {
     Reason.RESET: "connection reset by peer",
     Reason.CONNECT_FAILED: "connection failed",
     Reason.TIMEOUT: "probe timed out",
-    Reason.CONNECTION_DROPPED: "kept-alive connection was dropped; reconnecting on next probe",
     Reason.NO_RESPONSE: "connection closed without a response",
     Reason.BAD_RESPONSE: "response is not valid HTTP/1.1",
     Reason.BODY_TOO_LARGE: "response body exceeds the limit",

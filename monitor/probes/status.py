@@ -1,8 +1,7 @@
 """The status prober: ``GET /frendsstatusinfo`` over a kept-alive connection per agent.
 
 200 is up, 503 is paused (a controlled drain), 401/403 is a rejected health-check key. A
-kept-alive connection found closed is reported as ``connection_dropped`` (agents restart, load
-balancers and firewalls cut idle flows: it is a signal) and the next probe reconnects.
+kept-alive connection the agent closed is replaced at once by a fresh one in the same probe.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import re
 
 from .contexts import verified_context
 from .failures import TARGET_FAULTS, classify
-from .httpclient import NoResponse, connect
+from .httpclient import NoResponse, Response, connect
 from .result import ProbeResult, ProbeRun, Reason, StatusDetails
 from .session import ProbeSession
 from .target import ProbeTarget
@@ -68,46 +67,62 @@ def parse_status_body(body: bytes, connection_reused: bool) -> StatusDetails:
 
 
 async def probe_status(target: ProbeTarget, session: ProbeSession, deadline: float) -> ProbeResult:
-    """Probe the status endpoint; ``deadline`` (event-loop time) caps the whole exchange."""
+    """Probe the status endpoint; ``deadline`` (event-loop time) caps the whole exchange.
+
+    A kept-alive connection that the agent closed (found closed, or closed or reset as we reuse
+    it) is replaced by a fresh one within the same probe: an idle close is normal HTTP, and
+    the fresh attempt tells whether the agent is really gone. ``dropped`` in the context says
+    it happened, so it still shows up.
+    """
     run = ProbeRun("status", target.id)
-    conn = session.status_connection
-    if conn is not None and not conn.reusable:
+    dropped = False
+    if session.status_connection is not None and not session.status_connection.reusable:
         session.close()
-        return run.finish(Reason.CONNECTION_DROPPED, requests=conn.requests)
-    reused = conn is not None
+        dropped = True
     headers = [("Accept", "application/json"), ("Connection", "keep-alive")]
     if target.api_key is not None:
         headers.append((API_KEY_HEADER, target.api_key))
-    try:
-        async with asyncio.timeout_at(deadline):
-            if conn is None:
-                ssl_context = (
-                    verified_context(target.ca_bundle, target.min_tls_version, True)
-                    if target.scheme == "https"
-                    else None
-                )
-                conn = await connect(
-                    target.host,
-                    target.port,
-                    ssl_context=ssl_context,
-                    server_hostname=target.expected_name,
-                )
-                session.status_connection = conn
-            response = await conn.request(
-                "GET", target.status_path, target.host_header(target.port), headers
-            )
-    except TARGET_FAULTS as exc:
-        session.close()
-        reason, context = classify(exc)
-        # The peer closed or reset a kept-alive connection just as we reused it.
-        if reused and (isinstance(exc, NoResponse) or reason is Reason.RESET):
-            return run.finish(Reason.CONNECTION_DROPPED, requests=conn.requests)
-        return run.finish(reason, reused=reused, **context)
-    except asyncio.CancelledError:
-        session.close()  # cut off by the caller mid-exchange: the stream state is unknown
-        raise
+    while True:
+        reused = session.status_connection is not None
+        try:
+            response = await _exchange(target, session, headers, deadline)
+        except asyncio.CancelledError:
+            session.close()  # cut off by the caller mid-exchange: the stream state is unknown
+            raise
+        except TARGET_FAULTS as exc:
+            session.close()
+            reason, context = classify(exc)
+            if reused and (isinstance(exc, NoResponse) or reason is Reason.RESET):
+                dropped = True  # raced with the agent's close: one fresh attempt
+                continue
+            return run.finish(reason, reused=reused, dropped=dropped, **context)
+        break
     if not response.keep_alive:
         session.close()
     reason = _STATUS_REASONS.get(response.status, Reason.HTTP_STATUS)
     details = parse_status_body(response.body, reused) if reason is Reason.OK else None
-    return run.finish(reason, http_status=response.status, details=details)
+    context = {"dropped": True} if dropped else {}
+    return run.finish(reason, http_status=response.status, details=details, **context)
+
+
+async def _exchange(
+    target: ProbeTarget, session: ProbeSession, headers: list[tuple[str, str]], deadline: float
+) -> Response:
+    async with asyncio.timeout_at(deadline):
+        conn = session.status_connection
+        if conn is None:
+            ssl_context = (
+                verified_context(target.ca_bundle, target.min_tls_version, True)
+                if target.scheme == "https"
+                else None
+            )
+            conn = await connect(
+                target.host,
+                target.port,
+                ssl_context=ssl_context,
+                server_hostname=target.expected_name,
+            )
+            session.status_connection = conn
+        return await conn.request(
+            "GET", target.status_path, target.host_header(target.port), headers
+        )
