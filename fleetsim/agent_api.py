@@ -7,8 +7,8 @@ the connection's local address and applies its conditions before any route runs.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
+import logging
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,7 +17,9 @@ from aiohttp import web
 
 from fleetsim import tokens
 from fleetsim.agent import VirtualAgent
+from fleetsim.credentials import same_secret
 
+log = logging.getLogger(__name__)
 AGENTS = web.AppKey("agents", dict[tuple[str, int], VirtualAgent])
 TOKEN_KEY = web.AppKey("token_key", bytes)
 AGENT = "fleetsim.agent"  # request key
@@ -69,6 +71,11 @@ async def conditions_middleware(request: web.Request, handler: Handler) -> web.S
         response = await handler(request)
     except web.HTTPException as exc:
         response = _error(exc.status, exc.reason)
+    except Exception as exc:
+        # A bug must not print a traceback: it could carry request data such as keys.
+        log.error("agent %s: %s while answering %s", agent.plan.id, type(exc).__name__,
+                  request.match_info.route.name or "other")
+        response = _error(500, "internal error")
     response.headers[AGENT_HEADER] = agent.plan.id
     route = request.match_info.route.name or "other"
     agent.requests[(route, response.status)] += 1
@@ -80,7 +87,7 @@ async def status(request: web.Request) -> web.Response:
     expected = agent.secrets.hc_key
     if expected is not None:
         given = request.headers.get("health-check-api-key", "")
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        if not same_secret(given, expected):
             return _error(401, "missing or wrong health-check-api-key")
     if agent.conditions.paused:
         return web.json_response({"status": "Paused", "agent": agent.plan.name}, status=503)
@@ -125,7 +132,7 @@ async def metrics(request: web.Request) -> web.Response:
 def _authorized(request: web.Request, agent: VirtualAgent) -> bool:
     api_key = request.headers.get("X-Api-Key")
     if api_key is not None:
-        return hmac.compare_digest(api_key.encode(), agent.secrets.api_key.encode())
+        return same_secret(api_key, agent.secrets.api_key)
     scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credential:
         return tokens.valid(request.app[TOKEN_KEY], credential.strip(), agent.plan.env)
@@ -224,9 +231,7 @@ async def token(request: web.Request) -> web.Response:
     if not isinstance(client_id, str) or not isinstance(secret, str):
         return web.json_response({"error": "invalid_request"}, status=400)
     expected = agent.secrets
-    if client_id != expected.client_id or not hmac.compare_digest(
-        secret.encode(), expected.client_secret.encode()
-    ):
+    if client_id != expected.client_id or not same_secret(secret, expected.client_secret):
         return web.json_response({"error": "invalid_client"}, status=401)
     access = tokens.issue(request.app[TOKEN_KEY], agent.plan.env, client_id)
     return web.json_response(

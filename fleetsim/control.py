@@ -7,13 +7,13 @@ random bearer token.
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
 
+from fleetsim.credentials import same_secret
 from fleetsim.shard import Shard
 
 Result = tuple[int, Any]
@@ -89,9 +89,7 @@ def _error(status: int, message: str) -> web.Response:
 @web.middleware
 async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode(), request.app[TOKEN].encode()
-    ):
+    if scheme.lower() != "bearer" or not same_secret(given.strip(), request.app[TOKEN]):
         return web.json_response(
             {"error": "missing or wrong bearer token"}, status=401,
             headers={"WWW-Authenticate": 'Bearer realm="fleetsim-control"'},

@@ -6,6 +6,7 @@ the 0600 ``secrets.env`` file; nothing here prints or logs a value.
 
 from __future__ import annotations
 
+import hmac
 import os
 import re
 import secrets
@@ -41,6 +42,11 @@ class EnvSecrets:
         if self.hc_key_var and self.hc_key:
             out[self.hc_key_var] = self.hc_key
         return out
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison that tolerates any header text (odd bytes just mismatch)."""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
 
 
 def variable_name(env: str, kind: str) -> str:

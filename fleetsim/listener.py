@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 BACKLOG = 128
 PEEK_TIMEOUT_S = 5.0
+ACCEPT_BACKOFF_S = 0.1
 HANDSHAKE_TIMEOUT_S = 10.0
 TLS_RECORD_HANDSHAKE = 0x16  # first byte of a TLS ClientHello record
 
@@ -75,6 +76,10 @@ class Listener:
         self._sock.close()
         self._sock = None
 
+    def _resume(self, sock: socket.socket) -> None:
+        if self.listening and self._sock is sock:
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._accept_ready)
+
     def _accept_ready(self) -> None:
         assert self._sock is not None
         for _ in range(BACKLOG):  # drain the queue, but let other readers run too
@@ -82,8 +87,13 @@ class Listener:
                 conn, _ = self._sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # e.g. EMFILE: leave it queued, try on the next wake-up
+            except OSError as exc:
+                # E.g. out of file descriptors: the connection stays queued and the socket
+                # stays readable, so back off briefly instead of spinning on it.
                 log.warning("accept failed on %s:%s: %s", self.address, self.port, exc.strerror)
+                loop = asyncio.get_running_loop()
+                loop.remove_reader(self._sock.fileno())
+                loop.call_later(ACCEPT_BACKOFF_S, self._resume, self._sock)
                 return
             conn.setblocking(False)
             self._on_accept(conn)

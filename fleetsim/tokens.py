@@ -34,7 +34,7 @@ def issue(key: bytes, env: str, client_id: str, now: float | None = None) -> str
 def valid(key: bytes, token: str, env: str, now: float | None = None) -> bool:
     """True when ``token`` was signed with ``key``, is for ``env`` and has not expired."""
     body, _, signature = token.partition(".")
-    if not body or not signature or len(token) > 2048:
+    if not body or not signature or len(token) > 2048 or not token.isascii():
         return False
     expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
     if not hmac.compare_digest(expected, signature):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(30)]
@@ -48,8 +51,6 @@ async def token_for(fleet, base: str, env: str) -> str:
     }
     status, _, body = await fleet.fetch(f"{base}/oauth/token", "POST", data=form)
     assert status == 200, body
-    import json
-
     return json.loads(body)["access_token"]
 
 
@@ -113,3 +114,17 @@ async def test_paused_agent_answers_api_calls_with_503(fleet):
     fleet.set(TEST, paused=True)
     key = {"X-Api-Key": fleet.secrets["FLEETSIM_TEST_API_KEY"]}
     assert (await fleet.fetch(f"{fleet.url(TEST)}/api/orders", headers=key))[0] == 503
+
+
+async def test_odd_header_bytes_get_401_not_500(fleet):
+    agent = fleet.agents[PROD]
+    host, port = agent["address"], agent["port"]
+    odd = (b"health-check-api-key: \xff\xfe", b"X-Api-Key: \xff", b"Authorization: Bearer \xff.")
+    for header in odd:
+        path = b"/frendsstatusinfo" if header.startswith(b"health") else b"/api/orders"
+        reader, writer = await asyncio.open_connection(
+            host, port, ssl=fleet.ssl_context(), server_hostname=host
+        )
+        writer.write(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n" + header + b"\r\n\r\n")
+        assert (await reader.readline()).startswith(b"HTTP/1.1 401"), header
+        writer.close()
