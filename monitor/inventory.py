@@ -25,7 +25,13 @@ from monitor.inventory_file import (
     InventoryFile,
     TlsSettings,
 )
-from monitor.inventory_rules import Issue, check_inventory, describe_error, drop_typo_twins
+from monitor.inventory_rules import (
+    Issue,
+    check_inventory,
+    describe_error,
+    drop_typo_twins,
+    yaml_kind,
+)
 from monitor.problems import Finding, Loc, Problem, loc_to_path
 from monitor.secrets import Secret
 from monitor.yamlpos import YamlDocument, YamlSyntaxError, load_yaml
@@ -199,7 +205,7 @@ def load_inventory(
     if not isinstance(doc.data, dict):
         raise fail(
             "not-a-mapping",
-            f"the top level is {_yaml_kind(doc.data)}; expected a mapping with version and "
+            f"the top level is {yaml_kind(doc.data)}; expected a mapping with version and "
             "environments",
             doc.line_of(()),
         )
@@ -233,14 +239,6 @@ def inventory_json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of the inventory file, with descriptions, for editors."""
     schema = InventoryFile.model_json_schema(mode="validation")
     return {"$schema": JSON_SCHEMA_DIALECT, **schema}
-
-
-def _yaml_kind(value: object) -> str:
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "a string"
-    return "a single value"
 
 
 P = TypeVar("P", bound=Problem)
