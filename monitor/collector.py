@@ -18,6 +18,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from monitor.ledger import ProbeLedger
+from monitor.probes import PlaintextDetails, PortVerdict, StatusDetails, TlsDetails
 from monitor.scheduler import LAG_BUCKETS, Scheduler
 from monitor.state import AgentState, GroupStatus, StateStore
 
@@ -35,14 +37,23 @@ def _group_labels(group_id: str) -> list[str]:
 
 
 class MonitorCollector(Collector):
-    def __init__(self, store: StateStore, scheduler: Scheduler | None, version: str) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        scheduler: Scheduler | None,
+        version: str,
+        ledger: ProbeLedger | None = None,
+    ) -> None:
         self._store = store
         self._scheduler = scheduler
         self._version = version
+        self._ledger = ledger
 
     def collect(self) -> Iterator[Metric]:
         yield from self._agents()
         yield from self._groups()
+        if self._ledger is not None:
+            yield from _probe_metrics(self._ledger, self._store.agent_ids)
         yield from self._self_metrics()
 
     def _agents(self) -> Iterator[Metric]:
@@ -61,6 +72,11 @@ class MonitorCollector(Collector):
             "When the agent entered its current state (UNIX time).",
             labels=AGENT_LABELS,
         )
+        findings = GaugeMetricFamily(
+            f"{PREFIX}_agent_finding",
+            "1 for each finding the agent has now (expiring certificate, plaintext served...).",
+            labels=(*AGENT_LABELS, "finding"),
+        )
         for agent_id in self._store.agent_ids:
             record = self._store.agent(agent_id)
             labels = _agent_labels(agent_id)
@@ -69,7 +85,9 @@ class MonitorCollector(Collector):
                 state.add_metric([*labels, value.value], float(record.state is value))
             if record.since is not None:
                 since.add_metric(labels, record.since)
-        yield from (up, state, since)
+            for finding in record.all_findings():
+                findings.add_metric([*labels, finding], 1.0)
+        yield from (up, state, since, findings)
 
     def _groups(self) -> Iterator[Metric]:
         def gauge(name: str, doc: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
@@ -138,3 +156,110 @@ class MonitorCollector(Collector):
             ),
         ):
             yield CounterMetricFamily(f"{PREFIX}_{name}", doc, value=value)
+
+
+def _probe_metrics(ledger: ProbeLedger, agent_ids: list[str]) -> Iterator[Metric]:
+    def gauge(name: str, doc: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
+        return GaugeMetricFamily(f"{PREFIX}_{name}", doc, labels=(*AGENT_LABELS, *extra))
+
+    success = gauge("probe_success", "1 when the last probe of this kind succeeded.", ("probe",))
+    duration = gauge(
+        "probe_last_duration_seconds", "Duration of the last probe of this kind.", ("probe",)
+    )
+    processes = gauge("agent_executing_processes", "Executing processes the agent reports.")
+    memory = gauge("agent_memory_bytes", "Memory the agent reports using.")
+    leaf_expiry = gauge(
+        "tls_leaf_expiry_timestamp_seconds", "When the agent's certificate expires (UNIX time)."
+    )
+    chain_expiry = gauge(
+        "tls_chain_expiry_timestamp_seconds",
+        "When the first certificate of the served chain expires (UNIX time).",
+    )
+    tls_version = gauge(
+        "tls_version_info", "The TLS version negotiated by the last audit.", ("version",)
+    )
+    trusted = gauge("tls_chain_trusted", "1 when the certificate chain verifies.")
+    hostname = gauge("tls_hostname_match", "1 when the certificate names the expected host.")
+    legacy = gauge(
+        "tls_legacy_accepted",
+        "1 when the agent completes a handshake at this version.",
+        ("version",),
+    )
+    plaintext = gauge("plaintext_served", "1 when the TLS port answers plain HTTP.")
+    http_port = gauge(
+        "http_port_open",
+        "1 when a configured plain-HTTP port serves content instead of redirecting to https.",
+        ("port",),
+    )
+    for agent_id in agent_ids:
+        labels = _agent_labels(agent_id)
+        for probe, result in ledger.results_for(agent_id).items():
+            success.add_metric([*labels, probe], float(result.ok))
+            duration.add_metric([*labels, probe], result.duration)
+            details = result.details
+            if isinstance(details, StatusDetails):
+                if details.executing_processes is not None:
+                    processes.add_metric(labels, details.executing_processes)
+                if details.memory_bytes is not None:
+                    memory.add_metric(labels, details.memory_bytes)
+            elif isinstance(details, TlsDetails):
+                # Certificate facts are exported even when verification failed.
+                if details.not_after is not None:
+                    leaf_expiry.add_metric(labels, details.not_after)
+                if details.earliest_chain_expiry is not None:
+                    chain_expiry.add_metric(labels, details.earliest_chain_expiry)
+                if details.version is not None:
+                    tls_version.add_metric([*labels, details.version], 1.0)
+                if details.chain_trusted is not None:
+                    trusted.add_metric(labels, float(details.chain_trusted))
+                if details.hostname_matches is not None:
+                    hostname.add_metric(labels, float(details.hostname_matches))
+                for version, accepted in (
+                    ("1.0", details.tls10_accepted),
+                    ("1.1", details.tls11_accepted),
+                ):
+                    if accepted is not None:
+                        legacy.add_metric([*labels, version], float(accepted))
+            elif isinstance(details, PlaintextDetails):
+                served = details.tls_port.verdict is PortVerdict.SERVES_HTTP
+                plaintext.add_metric(labels, float(served))
+                for port in details.http_ports:
+                    open_ = port.verdict is PortVerdict.SERVES_HTTP
+                    http_port.add_metric([*labels, str(port.port)], float(open_))
+    yield from (
+        success,
+        duration,
+        processes,
+        memory,
+        leaf_expiry,
+        chain_expiry,
+        tls_version,
+        trusted,
+        hostname,
+        legacy,
+        plaintext,
+        http_port,
+    )
+
+    failures = CounterMetricFamily(
+        f"{PREFIX}_probe_failures",
+        "Failed probes by reason.",
+        labels=(*AGENT_LABELS, "probe", "reason"),
+    )
+    for (agent_id, probe, reason), count in ledger.failures.items():
+        failures.add_metric([*_agent_labels(agent_id), probe, reason], count)
+    yield failures
+    drops = CounterMetricFamily(
+        f"{PREFIX}_status_connection_drops",
+        "Kept-alive status connections the agent closed or reset.",
+        labels=AGENT_LABELS,
+    )
+    for agent_id, count in ledger.drops.items():
+        drops.add_metric(_agent_labels(agent_id), count)
+    yield drops
+    durations = HistogramMetricFamily(
+        f"{PREFIX}_probe_duration_seconds", "Probe durations, by probe kind.", labels=("probe",)
+    )
+    for probe, histogram in ledger.durations.items():
+        durations.add_metric([probe], histogram.cumulative(), histogram.total)
+    yield durations

@@ -8,6 +8,7 @@ caller (one ``asyncio.timeout`` around connect plus request), which also cuts of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import ssl
 from collections.abc import Sequence
@@ -79,6 +80,17 @@ class HttpConnection:
         """False once the peer closed, a response said close, or an exchange failed."""
         return self._keep_alive and not self._writer.is_closing() and not self._reader.at_eof()
 
+    async def wait_dropped(self) -> None:
+        """Return when the peer closes or resets this idle connection.
+
+        For watching a kept-alive connection between requests; cancel it before the next
+        request (a cancelled read consumes nothing). Bytes the peer sends unasked make the
+        connection unusable too.
+        """
+        with contextlib.suppress(OSError):
+            await self._reader.read(1)
+        self._keep_alive = False
+
     def close(self) -> None:
         # abort, not close: no TLS close_notify round trip to wait for on a probe connection.
         self._keep_alive = False
@@ -91,19 +103,23 @@ class HttpConnection:
         host: str,
         headers: Sequence[tuple[str, str]] = (),
         *,
+        body: bytes | None = None,
         head_only: bool = False,
     ) -> Response:
         """Send one request and read the response within the limits.
 
+        ``body`` is sent with its ``Content-Length`` (the caller sets ``Content-Type``).
         ``head_only`` stops after the headers (empty body, connection not reusable).
         Raises ``HttpError`` subclasses for bad answers and ``OSError`` for transport faults;
         after any exception the connection is unusable.
         """
         self._keep_alive = False  # until this exchange completes cleanly
         lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", *(f"{k}: {v}" for k, v in headers)]
+        if body is not None:
+            lines.append(f"Content-Length: {len(body)}")
         if any("\r" in line or "\n" in line for line in lines):
             raise ValueError("request line or header contains CR or LF")
-        self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))
         await self._writer.drain()
         status, http11, fields = await self._read_head()
         response_headers = tuple(fields)

@@ -1,0 +1,264 @@
+"""The monitor service: inventory in, probes scheduled, results into the StateStore.
+
+This is the one place that wires the parts together (DESIGN.md, "Data flow in the monitor"):
+Inventory -> Scheduler -> Probers -> ProbeResult -> StateStore + ProbeLedger -> events and logs.
+Sinks (collector, HTTP API) read ``store`` and ``ledger``; nothing feeds back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from monitor.events import Event
+from monitor.inventory import Inventory
+from monitor.ledger import ProbeLedger, result_to_dict
+from monitor.probes import PROBERS, ProbeResult, ProbeSession, ProbeTarget, Reason, TlsDetails
+from monitor.scheduler import Job, Scheduler
+from monitor.secrets import Secret
+from monitor.state import GroupSpec, Liveness, StateStore
+from monitor.targets import agent_target
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTiming:
+    interval: float
+    timeout: float
+    fast_interval: float | None = None  # re-probe sooner after a failure
+
+
+DEFAULT_TIMINGS: Mapping[str, ProbeTiming] = {
+    "status": ProbeTiming(interval=5.0, timeout=3.0, fast_interval=1.0),
+    "tls": ProbeTiming(interval=300.0, timeout=10.0),
+    "plaintext": ProbeTiming(interval=300.0, timeout=10.0),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorSettings:
+    timings: Mapping[str, ProbeTiming] = field(default_factory=lambda: dict(DEFAULT_TIMINGS))
+    rise: int = 2
+    fall: int = 2
+    concurrency: int = 512
+
+
+# Results that tell nothing about findings (the agent could not be reached): keep what we knew.
+_NETWORK_REASONS = frozenset(
+    {
+        Reason.DNS,
+        Reason.REFUSED,
+        Reason.RESET,
+        Reason.CONNECT_FAILED,
+        Reason.TIMEOUT,
+        Reason.NO_RESPONSE,
+        Reason.NOT_HTTPS,
+    }
+)
+_LIVENESS = {Reason.OK: Liveness.UP, Reason.PAUSED: Liveness.PAUSED}
+_EXPIRY_FINDINGS = {"warning": "cert_expiring", "critical": "cert_expiring_critical"}
+
+
+def findings_of(result: ProbeResult) -> frozenset[str] | None:
+    """The findings a tls or plaintext result reports; None when it could not tell."""
+    if result.reason in _NETWORK_REASONS:
+        return None
+    found = set() if result.reason is Reason.OK else {result.reason.value}
+    details = result.details
+    if isinstance(details, TlsDetails):
+        if details.expiry_window in _EXPIRY_FINDINGS:
+            found.add(_EXPIRY_FINDINGS[details.expiry_window])
+        if details.tls10_accepted or details.tls11_accepted:
+            found.add(Reason.LEGACY_TLS_ACCEPTED.value)
+    return frozenset(found)
+
+
+def groups_of(inventory: Inventory) -> dict[str, GroupSpec]:
+    return {
+        group.id: GroupSpec(group.min_healthy, tuple(a.id for a in group.agents))
+        for _env, group in inventory.groups()
+    }
+
+
+class Monitor:
+    """Runs every probe of an inventory and keeps the StateStore current.
+
+    ``await monitor.run()`` until cancelled; ``reload(inventory)`` swaps the inventory in.
+    """
+
+    def __init__(self, inventory: Inventory, settings: MonitorSettings | None = None) -> None:
+        self.settings = settings or MonitorSettings()
+        self.inventory = inventory
+        self.store = StateStore(
+            groups_of(inventory), rise=self.settings.rise, fall=self.settings.fall
+        )
+        self.ledger = ProbeLedger()
+        self.scheduler = Scheduler(concurrency=self.settings.concurrency)
+        self._targets: dict[str, ProbeTarget] = {}
+        self._sessions: dict[str, ProbeSession] = {}
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+        self._production: frozenset[str] = frozenset()
+        self._install(inventory)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.scheduler.set_jobs(self._jobs())
+        try:
+            await self.scheduler.run()
+        finally:
+            for task in self._watchers.values():
+                task.cancel()
+            for session in self._sessions.values():
+                session.close()
+
+    def reload(self, inventory: Inventory) -> None:
+        """Swap in a new, already validated inventory; known agents keep their state."""
+        self.inventory = inventory
+        self._install(inventory)
+        self.store.set_topology(groups_of(inventory))
+        self.ledger.forget(set(self._targets))
+        self.scheduler.set_jobs(self._jobs())
+
+    def _install(self, inventory: Inventory) -> None:
+        targets = {agent.id: agent_target(agent) for _e, _g, agent in inventory.agents()}
+        for gone in set(self._sessions) - set(targets):
+            self._sessions.pop(gone).close()
+            watcher = self._watchers.pop(gone, None)
+            if watcher is not None:
+                watcher.cancel()
+        for agent_id, target in targets.items():
+            if self._targets.get(agent_id) != target and agent_id in self._sessions:
+                self._sessions[agent_id].close()  # settings changed: connect afresh
+            self._sessions.setdefault(agent_id, ProbeSession())
+        self._targets = targets
+        self._production = frozenset(e.name for e in inventory.environments if e.is_production)
+
+    def _jobs(self) -> list[Job]:
+        jobs = []
+        for agent_id, target in self._targets.items():
+            for probe, timing in self.settings.timings.items():
+                if probe not in PROBERS:
+                    continue
+                jobs.append(
+                    Job(
+                        key=f"{probe}:{agent_id}",
+                        run=self._runner(probe, target),
+                        interval=timing.interval,
+                        # The prober returns by its own deadline; this is the backstop.
+                        timeout=timing.timeout + 1.0,
+                        fast_interval=timing.fast_interval,
+                    )
+                )
+        return jobs
+
+    # -- one probe -----------------------------------------------------------------------------
+
+    def _runner(self, probe: str, target: ProbeTarget) -> Callable[[], Awaitable[bool]]:
+        prober = PROBERS[probe]
+        timeout = self.settings.timings[probe].timeout
+
+        async def run() -> bool:
+            session = self._sessions[target.id]
+            if probe == "status":
+                self._stop_watching(target.id)
+            deadline = asyncio.get_running_loop().time() + timeout
+            result = await prober(target, session, deadline)
+            self.record(result)
+            if probe == "status":
+                self._watch(target.id, session)
+            return result.ok if probe == "status" else True
+
+        return run
+
+    def record(self, result: ProbeResult) -> list[Event]:
+        """Apply one result to the ledger and the store; log the transitions it caused."""
+        self.ledger.record(result)
+        if result.probe == "status":
+            seen = _LIVENESS.get(result.reason, Liveness.DOWN)
+            events = self.store.observe_status(result.target, seen, result.reason.value)
+        else:
+            found = findings_of(result)
+            if found is None:
+                return []
+            events = self.store.set_findings(result.target, result.probe, found)
+        for event in events:
+            self._log_event(event)
+        return events
+
+    # A stopped agent is noticed when its idle kept-alive connection drops, not at the next
+    # interval: the watcher asks the scheduler for an immediate status probe.
+    def _watch(self, agent_id: str, session: ProbeSession) -> None:
+        connection = session.status_connection
+        if connection is None or not connection.reusable:
+            return
+
+        async def watch() -> None:
+            await connection.wait_dropped()
+            self.scheduler.trigger(f"status:{agent_id}")
+
+        self._watchers[agent_id] = asyncio.create_task(watch())
+
+    def _stop_watching(self, agent_id: str) -> None:
+        watcher = self._watchers.pop(agent_id, None)
+        if watcher is not None and not watcher.done():
+            watcher.cancel()
+
+    # -- views -----------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, object]:
+        """The store's snapshot plus the last result of every probe and the inventory facts."""
+        snap = self.store.snapshot()
+        agents = snap["agents"]
+        assert isinstance(agents, dict)
+        for agent_id, entry in agents.items():
+            entry["probes"] = {
+                name: result_to_dict(result)
+                for name, result in self.ledger.results_for(agent_id).items()
+            }
+        snap["environments"] = {
+            env.name: {"profile": env.profile, "groups": [g.id for g in env.groups]}
+            for env in self.inventory.environments
+        }
+        return snap
+
+    def _log_event(self, event: Event) -> None:
+        environment = event.id.split("/", 1)[0]
+        bad = event.new in ("down", "unavailable")
+        if bad:
+            level = logging.ERROR if event.kind == "group" else logging.WARNING
+        else:
+            level = logging.INFO
+        log.log(
+            level,
+            "%s %s: %s -> %s (%s)",
+            event.kind,
+            event.id,
+            event.old,
+            event.new,
+            event.reason,
+            extra={"environment": environment, "event": event.seq},
+        )
+
+    @property
+    def production_environments(self) -> frozenset[str]:
+        return self._production
+
+    def secret_values(self) -> list[str]:
+        """Every secret value the inventory resolved, for the log redaction filter."""
+        return [secret.reveal() for secret in inventory_secrets(self.inventory)]
+
+
+def inventory_secrets(inventory: Inventory) -> list[Secret]:
+    found: list[Secret] = []
+    for _env, group in inventory.groups():
+        found += [a.health_check_api_key for a in group.agents if a.health_check_api_key]
+        for check in group.api_checks:
+            if check.auth is not None and check.auth.api_key is not None:
+                found.append(check.auth.api_key.value)
+            if check.auth is not None and check.auth.oauth2 is not None:
+                found.append(check.auth.oauth2.client_secret)
+    return found
