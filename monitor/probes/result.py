@@ -39,6 +39,10 @@ class Reason(StrEnum):
     LEGACY_TLS_ACCEPTED = "legacy_tls_accepted"
     PLAINTEXT_SERVED = "plaintext_served"
     HTTP_PORT_OPEN = "http_port_open"
+    UNEXPECTED_STATUS = "unexpected_status"
+    UNAUTHENTICATED_ACCEPTED = "unauthenticated_accepted"
+    TOKEN_REJECTED = "token_rejected"  # noqa: S105 (a reason name, not a password)
+    TOKEN_FAILED = "token_failed"  # noqa: S105
 
     @property
     def message(self) -> str:
@@ -69,6 +73,10 @@ _MESSAGES: dict[Reason, str] = {
     Reason.LEGACY_TLS_ACCEPTED: "server accepts TLS 1.0 or TLS 1.1",
     Reason.PLAINTEXT_SERVED: "TLS port answers plain HTTP",
     Reason.HTTP_PORT_OPEN: "plain-HTTP port serves content instead of redirecting to https",
+    Reason.UNEXPECTED_STATUS: "API answered with an unexpected HTTP status",
+    Reason.UNAUTHENTICATED_ACCEPTED: "API accepted a call without credentials",
+    Reason.TOKEN_REJECTED: "token endpoint rejected the client credentials",
+    Reason.TOKEN_FAILED: "could not obtain an access token",
 }
 
 
@@ -138,7 +146,30 @@ class PlaintextDetails:
     http_ports: tuple[PortFinding, ...] = ()
 
 
-Details = StatusDetails | TlsDetails | PlaintextDetails
+class TokenUse(StrEnum):
+    """Where this run's OAuth2 access token came from."""
+
+    FETCHED = "fetched"  # none cached, or the cached one was due for refresh
+    REUSED = "reused"  # the cached token, still valid
+    REFRESHED = "refreshed"  # the cached token got a 401: a new one was fetched, the call repeated
+
+
+@dataclass(frozen=True, slots=True)
+class ApiCallDetails:
+    """One API check call (entrypoint or auth). Latencies in seconds; the body is not kept.
+
+    ``latency`` covers connect, TLS handshake, request and response of the (last) API call;
+    ``token_latency`` the token request of this run, if one was made.
+    """
+
+    status: int | None = None
+    latency: float | None = None
+    body_bytes: int | None = None
+    token: TokenUse | None = None  # None: no OAuth2 on this call
+    token_latency: float | None = None
+
+
+Details = StatusDetails | TlsDetails | PlaintextDetails | ApiCallDetails
 
 
 @dataclass(frozen=True, slots=True)

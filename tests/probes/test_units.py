@@ -11,7 +11,7 @@ import ssl
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from monitor.probes import PROBERS, Reason, tlsinfo
+from monitor.probes import AGENT_PROBERS, API_CHECK_PROBERS, PROBERS, Reason, tlsinfo
 from monitor.probes.failures import classify
 from monitor.probes.httpclient import BadResponse, BodyTooLarge, NoResponse
 from monitor.probes.status import parse_status_body
@@ -143,7 +143,9 @@ def test_classify(exc: Exception, reason: Reason) -> None:
 
 
 def test_probers_table() -> None:
-    assert set(PROBERS) == {"status", "tls", "plaintext"}
+    assert set(PROBERS) == {"status", "tls", "plaintext", "entrypoint", "auth"}
+    assert set(PROBERS) == AGENT_PROBERS | API_CHECK_PROBERS
+    assert not AGENT_PROBERS & API_CHECK_PROBERS
     for name, prober in PROBERS.items():
         assert list(inspect.signature(prober).parameters) == ["target", "session", "deadline"]
         assert prober.__name__ == f"probe_{name}"
