@@ -130,7 +130,7 @@ def print_summary(fleet: fleetsim.RunningFleet) -> None:
     where = f"over {fleet.workers} worker processes" if fleet.workers else "in this process"
     print(
         f"agentha sim: {len(fleet.agents)} agents in {len(groups)} groups "
-        f"({len(envs)} environments), {where}"
+        f"({len(envs)} environment{'' if len(envs) == 1 else 's'}), {where}"
     )
     members: dict[str, list[dict]] = {}
     for agent in fleet.agents:
