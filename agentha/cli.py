@@ -17,7 +17,12 @@ from agentha import __version__
 from agentha.errors import CommandError
 
 # Subcommand modules, in the order `agentha --help` lists them.
-COMMAND_MODULES = ("agentha.cmd_config", "agentha.cmd_sim", "agentha.cmd_demo")
+COMMAND_MODULES = (
+    "agentha.cmd_config",
+    "agentha.cmd_monitor",
+    "agentha.cmd_sim",
+    "agentha.cmd_demo",
+)
 
 EXIT_OK = 0
 EXIT_USAGE = 2

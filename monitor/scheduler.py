@@ -87,12 +87,14 @@ class Scheduler:
         *,
         concurrency: int = 512,
         jitter: float = 0.05,
+        first_run_spread: float = 60.0,
         rng: random.Random | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._semaphore = asyncio.Semaphore(concurrency)
         self._jitter = jitter
+        self._first_run_spread = first_run_spread
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
         self._slots: dict[str, _Slot] = {}
         self._heap: list[tuple[float, int, str]] = []
@@ -119,8 +121,10 @@ class Scheduler:
         for job in jobs:
             slot = old.get(job.key)
             if slot is None:
-                # Spread first runs over one interval so probes do not come in waves.
-                slot = _Slot(job, now + self._rng.uniform(0, job.interval))
+                # Spread first runs so probes do not come in waves, but not over a whole long
+                # interval: a TLS audit every 5 min should still report soon after start.
+                spread = min(job.interval, self._first_run_spread)
+                slot = _Slot(job, now + self._rng.uniform(0, spread))
             else:
                 slot.job = job
             self._slots[job.key] = slot

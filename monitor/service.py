@@ -59,6 +59,15 @@ _NETWORK_REASONS = frozenset(
     }
 )
 _LIVENESS = {Reason.OK: Liveness.UP, Reason.PAUSED: Liveness.PAUSED}
+_CERT_FAILURES = frozenset(
+    r.value
+    for r in (
+        Reason.CERT_EXPIRED,
+        Reason.CERT_NOT_YET_VALID,
+        Reason.CERT_UNTRUSTED,
+        Reason.CERT_HOSTNAME,
+    )
+)
 _EXPIRY_FINDINGS = {"warning": "cert_expiring", "critical": "cert_expiring_critical"}
 
 
@@ -164,7 +173,7 @@ class Monitor:
         async def run() -> bool:
             session = self._sessions[target.id]
             if probe == "status":
-                self._stop_watching(target.id)
+                await self._stop_watching(target.id)
             deadline = asyncio.get_running_loop().time() + timeout
             result = await prober(target, session, deadline)
             self.record(result)
@@ -184,6 +193,12 @@ class Monitor:
             found = findings_of(result)
             if found is None:
                 return []
+            if found & _CERT_FAILURES:
+                # The kept-alive status connection predates the bad certificate: reconnect so
+                # the status probe judges the agent as a new client would.
+                session = self._sessions.get(result.target)
+                if session is not None:
+                    session.close()
             events = self.store.set_findings(result.target, result.probe, found)
         for event in events:
             self._log_event(event)
@@ -202,10 +217,13 @@ class Monitor:
 
         self._watchers[agent_id] = asyncio.create_task(watch())
 
-    def _stop_watching(self, agent_id: str) -> None:
+    async def _stop_watching(self, agent_id: str) -> None:
+        # Awaited: the watcher's read must be gone before the probe reads the same stream.
         watcher = self._watchers.pop(agent_id, None)
         if watcher is not None and not watcher.done():
             watcher.cancel()
+            # wait(), not await: our own cancellation must still reach us.
+            await asyncio.wait([watcher])
 
     # -- views -----------------------------------------------------------------------------------
 

@@ -1,0 +1,165 @@
+"""Running the monitor as a service: probes, the HTTP API and /metrics on one listener.
+
+``serve()`` is what ``agentha monitor`` and ``agentha demo`` run. SIGTERM and SIGINT stop it
+gracefully; SIGHUP reloads the inventory (a bad new file is reported and the running one kept).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+
+from monitor.api import create_app
+from monitor.collector import MonitorCollector
+from monitor.errors import InventoryError
+from monitor.inventory import Inventory, load_inventory
+from monitor.logs import QuietProduction, RedactSecrets
+from monitor.service import Monitor, MonitorSettings
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    host: str
+    port: int
+    ssl_context: ssl.SSLContext | None = None
+    token: str | None = None
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.ssl_context else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+
+class ReloadCollector:
+    """Config reload metrics, in the spirit of Prometheus' own."""
+
+    def __init__(self) -> None:
+        self.success = 1.0
+        self.last_success = time.time()
+
+    def collect(self):
+        yield GaugeMetricFamily(
+            "agentha_config_last_reload_successful",
+            "1 when the last inventory (re)load succeeded.",
+            value=self.success,
+        )
+        yield GaugeMetricFamily(
+            "agentha_config_last_reload_success_timestamp_seconds",
+            "When the inventory was last loaded successfully (UNIX time).",
+            value=self.last_success,
+        )
+
+
+class MonitorServer:
+    """A Monitor with its API site; ``async with`` starts both, leaving stops both."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        listen: Listen,
+        settings: MonitorSettings | None = None,
+        *,
+        filters: tuple[RedactSecrets, QuietProduction] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.monitor = Monitor(inventory, settings)
+        self.listen = listen
+        self.reloads = ReloadCollector()
+        self._filters = filters
+        self._environ = environ
+        self._runner: web.AppRunner | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.url = listen.url
+        self._apply_filters()
+
+    async def __aenter__(self) -> MonitorServer:
+        registry = CollectorRegistry()
+        monitor = self.monitor
+        registry.register(
+            MonitorCollector(monitor.store, monitor.scheduler, VERSION, ledger=monitor.ledger)
+        )
+        registry.register(self.reloads)
+        app = create_app(
+            monitor.store, registry, token=self.listen.token, snapshot=monitor.snapshot
+        )
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner, self.listen.host, self.listen.port, ssl_context=self.listen.ssl_context
+        )
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = Listen(self.listen.host, port, self.listen.ssl_context).url
+        self._task = asyncio.create_task(monitor.run())
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def reload(self, path: str | os.PathLike[str]) -> bool:
+        """Load ``path`` again; on errors log them and keep the running inventory."""
+        try:
+            inventory = load_inventory(path, self._environ)
+        except InventoryError as exc:
+            self.reloads.success = 0.0
+            for problem in exc.problems:
+                log.error("reload refused, keeping the running inventory: %s", problem)
+            return False
+        self.monitor.reload(inventory)
+        self._apply_filters()
+        self.reloads.success, self.reloads.last_success = 1.0, time.time()
+        log.info("inventory reloaded: %s", inventory.summary())
+        return True
+
+    def _apply_filters(self) -> None:
+        if self._filters is not None:
+            redact, quiet = self._filters
+            redact.update(self.monitor.secret_values())
+            quiet.production = self.monitor.production_environments
+
+
+async def serve(
+    inventory_path: Path,
+    listen: Listen,
+    settings: MonitorSettings,
+    *,
+    filters: tuple[RedactSecrets, QuietProduction] | None = None,
+    on_ready: Callable[[MonitorServer], None] | None = None,
+) -> None:
+    """Run until SIGTERM or SIGINT; SIGHUP reloads ``inventory_path``."""
+    inventory = load_inventory(inventory_path)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    async with MonitorServer(inventory, listen, settings, filters=filters) as server:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, server.reload, inventory_path)
+        try:
+            if on_ready is not None:
+                on_ready(server)
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
