@@ -19,7 +19,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from monitor.ledger import ProbeLedger
-from monitor.probes import PlaintextDetails, PortVerdict, StatusDetails, TlsDetails
+from monitor.probes import PlaintextDetails, PortVerdict, Reason, StatusDetails, TlsDetails
 from monitor.scheduler import LAG_BUCKETS, Scheduler
 from monitor.state import AgentState, GroupStatus, StateStore
 
@@ -54,6 +54,7 @@ class MonitorCollector(Collector):
         yield from self._groups()
         if self._ledger is not None:
             yield from _probe_metrics(self._ledger, self._store.agent_ids)
+            yield from _check_metrics(self._ledger, self._store)
         yield from self._self_metrics()
 
     def _agents(self) -> Iterator[Metric]:
@@ -158,6 +159,37 @@ class MonitorCollector(Collector):
             yield CounterMetricFamily(f"{PREFIX}_{name}", doc, value=value)
 
 
+def _check_metrics(ledger: ProbeLedger, store: StateStore) -> Iterator[Metric]:
+    labels = (*GROUP_LABELS, "check")
+    success = GaugeMetricFamily(
+        f"{PREFIX}_entrypoint_success",
+        "1 when the last call of this API check through the group's entrypoint passed.",
+        labels=labels,
+    )
+    latency = GaugeMetricFamily(
+        f"{PREFIX}_entrypoint_duration_seconds",
+        "Duration of the last call of this API check, token fetch included.",
+        labels=labels,
+    )
+    open_api = GaugeMetricFamily(
+        f"{PREFIX}_api_unauthenticated_accepted",
+        "1 when the API check's API answered a call without credentials with success.",
+        labels=labels,
+    )
+    for group_id in store.group_ids:
+        for check in store.group(group_id).checks:
+            results = ledger.results_for(f"{group_id}:{check}")
+            check_labels = [*_group_labels(group_id), check]
+            entry = results.get("entrypoint")
+            if entry is not None:
+                success.add_metric(check_labels, float(entry.ok))
+                latency.add_metric(check_labels, entry.duration)
+            auth = results.get("auth")
+            if auth is not None and auth.reason in (Reason.OK, Reason.UNAUTHENTICATED_ACCEPTED):
+                open_api.add_metric(check_labels, float(not auth.ok))
+    yield from (success, latency, open_api)
+
+
 def _probe_metrics(ledger: ProbeLedger, agent_ids: list[str]) -> Iterator[Metric]:
     def gauge(name: str, doc: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
         return GaugeMetricFamily(f"{PREFIX}_{name}", doc, labels=(*AGENT_LABELS, *extra))
@@ -243,12 +275,21 @@ def _probe_metrics(ledger: ProbeLedger, agent_ids: list[str]) -> Iterator[Metric
 
     failures = CounterMetricFamily(
         f"{PREFIX}_probe_failures",
-        "Failed probes by reason.",
+        "Failed agent probes by reason.",
         labels=(*AGENT_LABELS, "probe", "reason"),
     )
-    for (agent_id, probe, reason), count in ledger.failures.items():
-        failures.add_metric([*_agent_labels(agent_id), probe, reason], count)
-    yield failures
+    check_failures = CounterMetricFamily(
+        f"{PREFIX}_check_failures",
+        "Failed API check probes (entrypoint, auth) by reason.",
+        labels=(*GROUP_LABELS, "check", "probe", "reason"),
+    )
+    for (target_id, probe, reason), count in ledger.failures.items():
+        group_id, is_check, check = target_id.partition(":")  # ENV/GROUP:CHECK
+        if is_check:
+            check_failures.add_metric([*_group_labels(group_id), check, probe, reason], count)
+        else:
+            failures.add_metric([*_agent_labels(target_id), probe, reason], count)
+    yield from (failures, check_failures)
     drops = CounterMetricFamily(
         f"{PREFIX}_status_connection_drops",
         "Kept-alive status connections the agent closed or reset.",

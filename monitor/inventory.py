@@ -113,8 +113,9 @@ class Group:
     min_healthy: int
     api_checks: tuple[ApiCheck, ...]
     agents: tuple[Agent, ...]
-    # The group-level allow_plaintext (defaults chain without the agents): governs entrypoint.
+    # The group-level settings (defaults chain without the agents) govern the entrypoint.
     allow_plaintext: bool = False
+    tls: TlsPolicy | None = None
 
     @property
     def id(self) -> str:
@@ -318,6 +319,7 @@ def _resolve(model: InventoryFile, base: Path) -> tuple[Environment, ...]:
                     api_checks=tuple(group.api_checks),
                     agents=agents,
                     allow_plaintext=group_values["allow_plaintext"],
+                    tls=_tls_policy(group_values, base, group.entrypoint),
                 )
             )
         environments.append(Environment(name=env.name, profile=env.profile, groups=tuple(groups)))
@@ -326,7 +328,6 @@ def _resolve(model: InventoryFile, base: Path) -> tuple[Environment, ...]:
 
 def _agent(env: str, group: str, entry: AgentEntry, layers: list[Layer], base: Path) -> Agent:
     values, sources = _merge(layers)
-    ca_bundle = values["tls.ca_bundle"]
     url = entry.url
     return Agent(
         environment=env,
@@ -338,12 +339,17 @@ def _agent(env: str, group: str, entry: AgentEntry, layers: list[Layer], base: P
         health_check_api_key=values["health_check_api_key"],
         allow_plaintext=values["allow_plaintext"],
         plain_http_ports=tuple(values["plain_http_ports"]),
-        tls=TlsPolicy(
-            ca_bundle=None if ca_bundle is None else (base / ca_bundle).absolute(),
-            min_version=values["tls.min_version"],
-            expiry_warning_days=values["tls.expiry_warning_days"],
-            expiry_critical_days=values["tls.expiry_critical_days"],
-            server_name=values["tls.server_name"] or urlsplit(url).hostname or "",
-        ),
+        tls=_tls_policy(values, base, url),
         sources=sources,
+    )
+
+
+def _tls_policy(values: dict[str, Any], base: Path, url: str) -> TlsPolicy:
+    ca_bundle = values["tls.ca_bundle"]
+    return TlsPolicy(
+        ca_bundle=None if ca_bundle is None else (base / ca_bundle).absolute(),
+        min_version=values["tls.min_version"],
+        expiry_warning_days=values["tls.expiry_warning_days"],
+        expiry_critical_days=values["tls.expiry_critical_days"],
+        server_name=values["tls.server_name"] or urlsplit(url).hostname or "",
     )

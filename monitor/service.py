@@ -15,11 +15,21 @@ from dataclasses import dataclass, field
 from monitor.events import Event
 from monitor.inventory import Inventory
 from monitor.ledger import ProbeLedger, result_to_dict
-from monitor.probes import PROBERS, ProbeResult, ProbeSession, ProbeTarget, Reason, TlsDetails
+from monitor.probes import (
+    AGENT_PROBERS,
+    API_CHECK_PROBERS,
+    PROBERS,
+    ProbeResult,
+    ProbeSession,
+    ProbeTarget,
+    Reason,
+    TlsDetails,
+)
+from monitor.probes.target import ApiCheckTarget
 from monitor.scheduler import Job, Scheduler
 from monitor.secrets import Secret
 from monitor.state import GroupSpec, Liveness, StateStore
-from monitor.targets import agent_target
+from monitor.targets import agent_target, check_target
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +45,8 @@ DEFAULT_TIMINGS: Mapping[str, ProbeTiming] = {
     "status": ProbeTiming(interval=5.0, timeout=3.0, fast_interval=1.0),
     "tls": ProbeTiming(interval=300.0, timeout=10.0),
     "plaintext": ProbeTiming(interval=300.0, timeout=10.0),
+    "entrypoint": ProbeTiming(interval=10.0, timeout=5.0, fast_interval=2.0),
+    "auth": ProbeTiming(interval=300.0, timeout=10.0),
 }
 
 
@@ -85,6 +97,18 @@ def findings_of(result: ProbeResult) -> frozenset[str] | None:
     return frozenset(found)
 
 
+Target = ProbeTarget | ApiCheckTarget
+_FAST_REPROBE = frozenset({"status", "entrypoint"})
+
+
+def _applies(probe: str, target: Target) -> bool:
+    if isinstance(target, ProbeTarget):
+        return probe in AGENT_PROBERS
+    if probe == "auth":
+        return target.auth is not None  # only an API that asks for credentials can refuse
+    return probe in API_CHECK_PROBERS
+
+
 def groups_of(inventory: Inventory) -> dict[str, GroupSpec]:
     return {
         group.id: GroupSpec(group.min_healthy, tuple(a.id for a in group.agents))
@@ -106,7 +130,8 @@ class Monitor:
         )
         self.ledger = ProbeLedger()
         self.scheduler = Scheduler(concurrency=self.settings.concurrency)
-        self._targets: dict[str, ProbeTarget] = {}
+        # Every probe target by id: agents (ENV/GROUP/AGENT) and API checks (ENV/GROUP:CHECK).
+        self._targets: dict[str, Target] = {}
         self._sessions: dict[str, ProbeSession] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._production: frozenset[str] = frozenset()
@@ -133,28 +158,32 @@ class Monitor:
         self.scheduler.set_jobs(self._jobs())
 
     def _install(self, inventory: Inventory) -> None:
-        targets = {agent.id: agent_target(agent) for _e, _g, agent in inventory.agents()}
+        targets: dict[str, Target] = {}
+        for _env, group in inventory.groups():
+            targets.update((a.id, agent_target(a)) for a in group.agents)
+            checks = (check_target(group, check) for check in group.api_checks)
+            targets.update((t.id, t) for t in checks)
         for gone in set(self._sessions) - set(targets):
             self._sessions.pop(gone).close()
             watcher = self._watchers.pop(gone, None)
             if watcher is not None:
                 watcher.cancel()
-        for agent_id, target in targets.items():
-            if self._targets.get(agent_id) != target and agent_id in self._sessions:
-                self._sessions[agent_id].close()  # settings changed: connect afresh
-            self._sessions.setdefault(agent_id, ProbeSession())
+        for target_id, target in targets.items():
+            if self._targets.get(target_id) != target and target_id in self._sessions:
+                self._sessions[target_id].close()  # settings changed: connect afresh
+            self._sessions.setdefault(target_id, ProbeSession())
         self._targets = targets
         self._production = frozenset(e.name for e in inventory.environments if e.is_production)
 
     def _jobs(self) -> list[Job]:
         jobs = []
-        for agent_id, target in self._targets.items():
+        for target_id, target in self._targets.items():
             for probe, timing in self.settings.timings.items():
-                if probe not in PROBERS:
+                if not _applies(probe, target):
                     continue
                 jobs.append(
                     Job(
-                        key=f"{probe}:{agent_id}",
+                        key=f"{probe}:{target_id}",
                         run=self._runner(probe, target),
                         interval=timing.interval,
                         # The prober returns by its own deadline; this is the backstop.
@@ -166,7 +195,7 @@ class Monitor:
 
     # -- one probe -----------------------------------------------------------------------------
 
-    def _runner(self, probe: str, target: ProbeTarget) -> Callable[[], Awaitable[bool]]:
+    def _runner(self, probe: str, target: Target) -> Callable[[], Awaitable[bool]]:
         prober = PROBERS[probe]
         timeout = self.settings.timings[probe].timeout
 
@@ -179,7 +208,8 @@ class Monitor:
             self.record(result)
             if probe == "status":
                 self._watch(target.id, session)
-            return result.ok if probe == "status" else True
+            # Only failures of liveness checks call for a fast re-probe, not audit findings.
+            return result.ok if probe in _FAST_REPROBE else True
 
         return run
 
@@ -189,6 +219,15 @@ class Monitor:
         if result.probe == "status":
             seen = _LIVENESS.get(result.reason, Liveness.DOWN)
             events = self.store.observe_status(result.target, seen, result.reason.value)
+        elif result.probe == "entrypoint":
+            group, check = result.target.split(":", 1)
+            events = self.store.observe_entrypoint(group, check, result.ok, result.reason.value)
+        elif result.probe == "auth":
+            group, check = result.target.split(":", 1)
+            if result.reason is Reason.OK or result.reason is Reason.UNAUTHENTICATED_ACCEPTED:
+                found = [] if result.ok else [result.reason.value]
+                self.store.set_group_findings(group, check, found)
+            return []
         else:
             found = findings_of(result)
             if found is None:

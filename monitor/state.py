@@ -64,13 +64,32 @@ class AgentRecord:
 
 
 @dataclass(slots=True)
+class CheckRecord:
+    """One API check through the group's entrypoint, with the same rise/fall as agents."""
+
+    ok: bool | None = None
+    reason: str = ""
+    pending_count: int = 0  # consecutive results that disagree with ``ok``
+
+
+@dataclass(slots=True)
 class GroupRecord:
     spec: GroupSpec
     status: GroupStatus = GroupStatus.UNKNOWN
     reason: str = ""
     since: float | None = None
-    entrypoint_ok: bool | None = None
-    entrypoint_reason: str = ""
+    checks: dict[str, CheckRecord] = field(default_factory=dict)
+    findings: dict[str, frozenset[str]] = field(default_factory=dict)  # by check
+
+    @property
+    def entrypoint_ok(self) -> bool | None:
+        """False when any check fails, True when all pass, None before the first result."""
+        known = [c.ok for c in self.checks.values() if c.ok is not None]
+        return all(known) if known else None
+
+    @property
+    def entrypoint_reason(self) -> str:
+        return ",".join(sorted(f"{n}: {c.reason}" for n, c in self.checks.items() if c.ok is False))
 
 
 _LIVENESS_OF = {
@@ -179,12 +198,31 @@ class StateStore:
         reason = ",".join(record.all_findings()) or "findings cleared"
         return self._set_agent(agent_id, record, state, reason)
 
-    def observe_entrypoint(self, group_id: str, ok: bool, reason: str) -> list[Event]:
+    def observe_entrypoint(self, group_id: str, check: str, ok: bool, reason: str) -> list[Event]:
+        """Record one API check through the entrypoint; a change needs rise/fall results."""
         group = self._groups.get(group_id)
         if group is None:
             return []
-        group.entrypoint_ok, group.entrypoint_reason = ok, reason
+        record = group.checks.setdefault(check, CheckRecord())
+        if record.ok is None or ok == record.ok:
+            record.ok, record.reason, record.pending_count = ok, reason, 0
+            return self._roll_up(group_id)
+        record.pending_count += 1
+        if record.pending_count < (self.rise if ok else self.fall):
+            return []
+        record.ok, record.reason, record.pending_count = ok, reason, 0
         return self._roll_up(group_id)
+
+    def set_group_findings(self, group_id: str, check: str, findings: Iterable[str]) -> None:
+        """Findings of a group's API check (an API that answers without credentials...)."""
+        group = self._groups.get(group_id)
+        if group is None:
+            return
+        new = frozenset(findings)
+        if new:
+            group.findings[check] = new
+        else:
+            group.findings.pop(check, None)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -218,6 +256,8 @@ class StateStore:
                 "redundancy": healthy - required,
                 "entrypoint_ok": g.entrypoint_ok,
                 "entrypoint_reason": g.entrypoint_reason,
+                "checks": {n: {"ok": c.ok, "reason": c.reason} for n, c in g.checks.items()},
+                "findings": {n: sorted(f) for n, f in g.findings.items()},
                 "agents": list(g.spec.agents),
             }
         return {
@@ -284,6 +324,6 @@ def _carry(old: GroupRecord | None) -> dict[str, object]:
         "status": old.status,
         "reason": old.reason,
         "since": old.since,
-        "entrypoint_ok": old.entrypoint_ok,
-        "entrypoint_reason": old.entrypoint_reason,
+        "checks": old.checks,
+        "findings": old.findings,
     }

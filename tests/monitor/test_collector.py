@@ -44,7 +44,7 @@ def test_entrypoint_is_absent_until_measured() -> None:
     registry = make(store)
     group = {"environment": "prod", "group": "orders"}
     assert registry.get_sample_value("agentha_group_entrypoint_up", group) is None
-    store.observe_entrypoint("prod/orders", False, "timeout")
+    store.observe_entrypoint("prod/orders", "list", False, "timeout")
     assert registry.get_sample_value("agentha_group_entrypoint_up", group) == 0
 
 

@@ -32,6 +32,8 @@ FAST = MonitorSettings(
         "status": ProbeTiming(interval=0.3, timeout=1.0, fast_interval=0.1),
         "tls": ProbeTiming(interval=0.5, timeout=2.0),
         "plaintext": ProbeTiming(interval=0.5, timeout=2.0),
+        "entrypoint": ProbeTiming(interval=0.3, timeout=2.0, fast_interval=0.1),
+        "auth": ProbeTiming(interval=0.5, timeout=2.0),
     },
     rise=2,
     fall=2,
@@ -262,3 +264,33 @@ def test_inventory_written_by_the_simulator_is_valid(sim_fleet) -> None:
     inventory = load_inventory(Path(sim_fleet.directory) / "inventory.yaml", sim_fleet.secrets)
     assert inventory.findings == ()
     assert sum(1 for _ in inventory.agents()) == len(sim_fleet.agents)
+
+
+@pytest.mark.asyncio
+async def test_failing_api_checks_make_the_group_unavailable_while_agents_are_up(fleet) -> None:
+    group = "test/orders"
+    async with running(fleet) as monitor:
+        await until(lambda: monitor.store.group(group).status is GroupStatus.OK)
+        await until(lambda: monitor.store.group(group).entrypoint_ok is True)
+        registry = CollectorRegistry()
+        registry.register(MonitorCollector(monitor.store, monitor.scheduler, "t", monitor.ledger))
+        await until(lambda: len(monitor.store.group(group).checks) == 3)
+        for check in monitor.store.group(group).checks:
+            labels = {"environment": "test", "group": "orders", "check": check}
+            assert registry.get_sample_value("agentha_entrypoint_success", labels) == 1
+        # The fleet's APIs require credentials: the auth audit finds nothing to report.
+        await until(
+            lambda: (
+                registry.get_sample_value(
+                    "agentha_api_unauthenticated_accepted",
+                    {"environment": "test", "group": "orders", "check": "list-orders"},
+                )
+                == 0
+            )
+        )
+        for agent in ("test/orders/orders-1", "test/orders/orders-2"):
+            fleet.set(agent, error_rate=1.0)
+        await until(lambda: monitor.store.group(group).status is GroupStatus.UNAVAILABLE)
+        assert monitor.store.group(group).reason.startswith("entrypoint ")
+        assert "unexpected_status" in monitor.store.group(group).reason
+        assert state(monitor, "test/orders/orders-1") is AgentState.UP

@@ -133,11 +133,27 @@ def test_failing_entrypoint_makes_the_group_unavailable() -> None:
     store = make_store(rise=1, fall=1)
     for agent in (A1, A2, A3):
         store.observe_status(agent, UP, "ok")
-    events = store.observe_entrypoint(GROUP, False, "http_status")
+    events = store.observe_entrypoint(GROUP, "list", False, "unexpected_status")
     assert transitions(events) == [(GROUP, "ok", "unavailable")]
-    assert store.group(GROUP).reason == "entrypoint http_status"
-    events = store.observe_entrypoint(GROUP, True, "ok")
+    assert store.group(GROUP).reason == "entrypoint list: unexpected_status"
+    events = store.observe_entrypoint(GROUP, "list", True, "ok")
     assert transitions(events) == [(GROUP, "unavailable", "ok")]
+
+
+def test_entrypoint_checks_use_rise_and_fall_and_all_must_pass() -> None:
+    store = make_store(rise=2, fall=2)
+    for agent in (A1, A2, A3):
+        store.observe_status(agent, UP, "ok")
+    store.observe_entrypoint(GROUP, "list", True, "ok")
+    store.observe_entrypoint(GROUP, "create", True, "ok")
+    assert store.observe_entrypoint(GROUP, "create", False, "timeout") == []  # one failure
+    assert store.group(GROUP).entrypoint_ok is True
+    events = store.observe_entrypoint(GROUP, "create", False, "timeout")
+    assert transitions(events) == [(GROUP, "ok", "unavailable")]
+    assert store.snapshot()["groups"][GROUP]["checks"]["create"] == {
+        "ok": False,
+        "reason": "timeout",
+    }
 
 
 def test_events_carry_time_and_reason_and_are_numbered() -> None:
