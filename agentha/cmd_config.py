@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from agentha.errors import CommandError
-from monitor.errors import InventoryError
-from monitor.inventory import inventory_json_schema, load_inventory
-from monitor.problems import Problem
+
+if TYPE_CHECKING:
+    from monitor.problems import Problem
 
 EXIT_VALID = 0
 EXIT_FINDINGS = 1  # only with --strict
@@ -89,6 +90,10 @@ def _count(count: int, noun: str) -> str:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    # Imported here: the inventory's models take a moment to build; `--help` need not wait.
+    from monitor.errors import InventoryError
+    from monitor.inventory import load_inventory
+
     try:
         inventory = load_inventory(args.file)
     except InventoryError as exc:
@@ -116,5 +121,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_schema(_args: argparse.Namespace) -> int:
+    from monitor.inventory import inventory_json_schema
+
     print(json.dumps(inventory_json_schema(), indent=2))
     return EXIT_VALID
