@@ -1,14 +1,23 @@
-"""`agentha demo`: the demo fleet with copy-pasteable commands to poke at it."""
+"""`agentha demo`: the demo fleet, the monitor watching it, and commands to poke at both."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import shlex
+import signal
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import fleetsim
 from agentha import cmd_sim
+from agentha.cmd_monitor import DEFAULT_LISTEN, parse_listen
 from agentha.errors import CommandError
+
+if TYPE_CHECKING:
+    from monitor.inventory import Inventory
 
 DEFAULT_DIR = Path("demo-fleet")
 
@@ -16,14 +25,25 @@ DEFAULT_DIR = Path("demo-fleet")
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="start the demo fleet and show how to try it",
+        help="start the demo fleet and the monitor, and show how to try them",
         description=(
             "Start the demo fleet (2 environments, 3 groups, 8 agents, gateways, planted "
-            "findings), write its files to a folder and print commands to try. Ctrl-C stops it."
+            "findings: a certificate expiring in 10 days, an open plain-HTTP port, a paused "
+            "agent), write its files to a folder, run the monitor on it, and print commands to "
+            "try. Ctrl-C stops everything."
         ),
     )
     parser.add_argument(
-        "--dir", type=Path, default=DEFAULT_DIR, metavar="DIR",
+        "--listen",
+        default=DEFAULT_LISTEN,
+        metavar="HOST:PORT",
+        help=f"where the monitor serves its API and /metrics (default {DEFAULT_LISTEN})",
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=DEFAULT_DIR,
+        metavar="DIR",
         help=f"folder for the fleet's files: fleet.json, ca.pem... (default ./{DEFAULT_DIR})",
     )
     cmd_sim.add_fleet_arguments(parser)
@@ -31,24 +51,73 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    host, port = parse_listen(args.listen)
     try:
         spec = fleetsim.load_demo()
+        asyncio.run(_demo(cmd_sim.options(args, spec, args.dir), host, port))
     except fleetsim.FleetError as exc:
         raise CommandError(str(exc)) from None
-    return cmd_sim.serve(cmd_sim.options(args, spec, args.dir), announce)
+    except OSError as exc:
+        raise CommandError(f"--listen {args.listen}: {exc.strerror or exc}") from None
+    return 0
 
 
-def announce(fleet: fleetsim.RunningFleet) -> None:
+async def _demo(opts: fleetsim.SimOptions, host: str, port: int) -> None:
+    from monitor.logs import setup_logging
+    from monitor.serve import Listen, MonitorServer
+    from monitor.service import DEFAULT_TIMINGS, MonitorSettings, ProbeTiming
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    # Audits every minute instead of every five, so the planted findings show up soon.
+    timings = {**DEFAULT_TIMINGS, "tls": ProbeTiming(60, 10), "plaintext": ProbeTiming(60, 10)}
+    async with fleetsim.running_fleet(opts) as fleet:
+        # The monitor reads secrets from the environment, as everywhere: the fleet's generated
+        # ones are put there for this process only.
+        os.environ.update(read_env_file(fleet.files["secrets.env"]))
+        inventory = _load(fleet.files["inventory.yaml"])
+        filters = setup_logging("info")
+        async with MonitorServer(
+            inventory, Listen(host, port), MonitorSettings(timings=timings), filters=filters
+        ) as server:
+            announce(fleet, server.url)
+            await stop.wait()
+            print("agentha: stopping the monitor and the fleet", file=sys.stderr)
+
+
+def _load(path: Path) -> Inventory:
+    from monitor.errors import InventoryError
+    from monitor.inventory import load_inventory
+
+    try:
+        return load_inventory(path)
+    except InventoryError as exc:
+        raise CommandError(f"the demo fleet's inventory is invalid: {exc}") from None
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``NAME=value`` lines, as the simulator writes them."""
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {name.strip(): value for name, value in pairs if not name.startswith("#")}
+
+
+def announce(fleet: fleetsim.RunningFleet, monitor_url: str) -> None:
     cmd_sim.print_summary(fleet)
+    print(
+        f"monitor: {monitor_url}/api/v1/snapshot  {monitor_url}/metrics  "
+        f"{monitor_url}/api/v1/events"
+    )
     print()
     print("Try it (from another terminal):")
-    for title, command in try_commands(fleet):
+    for title, command in try_commands(fleet, monitor_url):
         print(f"\n# {title}\n{command}")
     print(flush=True)
 
 
-def try_commands(fleet: fleetsim.RunningFleet) -> list[tuple[str, str]]:
-    """Three curl commands: a 200, a pause through the control API then 503, a 401."""
+def try_commands(fleet: fleetsim.RunningFleet, monitor_url: str) -> list[tuple[str, str]]:
+    """curl commands: a 200, a pause through the control API then 503, a 401, the monitor."""
     by_id = {a["id"]: a for a in fleet.agents}
     ca = shlex.quote(str(fleet.files["ca.pem"]))
     token = shlex.quote(str(fleet.files["control-token"]))
@@ -57,7 +126,7 @@ def try_commands(fleet: fleetsim.RunningFleet) -> list[tuple[str, str]]:
     status = f"curl -i --cacert {ca} {open_agent['url']}/frendsstatusinfo"
     pause = (
         f"curl -s -o /dev/null -w '%{{http_code}}\\n' -X PATCH "
-        f"-H \"Authorization: Bearer $(cat {token})\" "
+        f'-H "Authorization: Bearer $(cat {token})" '
         "-H 'Content-Type: application/json' -d '{\"paused\": true, \"ttl_s\": 60}' "
         f"{fleet.control_url}/v1/agents/{open_agent['id']}/conditions && {status}"
     )
@@ -66,4 +135,9 @@ def try_commands(fleet: fleetsim.RunningFleet) -> list[tuple[str, str]]:
         (f"{open_agent['id']} is running: 200 with processes and memory", status),
         ("pause it for 60 s through the control API, then it answers 503", pause),
         (f"{keyed_agent['id']} requires the health-check key: 401 without it", no_key),
+        (
+            "what the monitor sees: groups and their spare agents",
+            f"curl -s {monitor_url}/api/v1/snapshot | python3 -m json.tool | grep -A9 '\"groups\"'",
+        ),
+        ("follow state changes as they happen", f"curl -N {monitor_url}/api/v1/events"),
     ]
