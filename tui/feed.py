@@ -1,0 +1,103 @@
+"""Where the dashboard's data comes from: the monitor's HTTP API, through its client.
+
+A feed keeps the model current and says when the connection is lost or back. It polls the
+snapshot (probe results, latencies, certificates) and follows the event stream (transitions,
+shown at once). The poll interval stretches with the snapshot's cost so that a very large fleet
+never keeps the dashboard busy parsing. Another source (MQTT) is another class with the same
+``run(sink)`` coroutine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from monitor.client import MonitorClient, MonitorClientError
+
+POLL_INTERVAL = 1.0  # seconds between snapshots at the least
+POLL_COST_SHARE = 0.05  # a snapshot may take at most this share of the time between polls
+RETRY_MAX = 5.0  # seconds between reconnection attempts at the most
+TIMEOUT = 5.0
+
+
+class FeedSink(Protocol):
+    """What a feed writes into (the dashboard app)."""
+
+    def feed_snapshot(self, snapshot: Mapping[str, Any]) -> None: ...
+
+    def feed_event(self, event: Mapping[str, Any]) -> None: ...
+
+    def feed_connection(self, online: bool, detail: str) -> None: ...
+
+
+class Feed(Protocol):
+    source: str  # shown in the header: where the data comes from
+
+    async def run(self, sink: FeedSink) -> None: ...
+
+
+class HttpFeed:
+    """The monitor's ``/api/v1/snapshot`` and ``/api/v1/events`` through ``MonitorClient``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        poll_interval: float = POLL_INTERVAL,
+        timeout: float = TIMEOUT,
+    ) -> None:
+        self.source = url
+        self._token = token
+        self._ssl = ssl_context
+        self._poll_interval = poll_interval
+        self._timeout = timeout
+
+    async def run(self, sink: FeedSink) -> None:
+        """Until cancelled: poll, follow events, and reconnect with back-off when lost."""
+        client = MonitorClient(
+            self.source, token=self._token, ssl_context=self._ssl, timeout=self._timeout
+        )
+        async with client:
+            events: asyncio.Task[None] | None = None
+            online: bool | None = None
+            retry = self._poll_interval
+            try:
+                while True:
+                    started = time.monotonic()
+                    try:
+                        snapshot = await client.snapshot()
+                    except MonitorClientError as exc:
+                        if online is not False:
+                            online = False
+                            sink.feed_connection(False, str(exc))
+                        await asyncio.sleep(retry)
+                        retry = min(retry * 2, RETRY_MAX)
+                        continue
+                    sink.feed_snapshot(snapshot)
+                    if not online:
+                        online, retry = True, self._poll_interval
+                        sink.feed_connection(True, "")
+                    if events is None or events.done():
+                        after = snapshot.get("last_event")
+                        events = asyncio.create_task(self._follow(client, sink, after))
+                    cost = time.monotonic() - started
+                    await asyncio.sleep(max(self._poll_interval, cost / POLL_COST_SHARE) - cost)
+            finally:
+                if events is not None:
+                    events.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await events
+
+    async def _follow(self, client: MonitorClient, sink: FeedSink, after: Any) -> None:
+        start = after if isinstance(after, int) else None
+        # A refused stream (401, 404) ends the task: the snapshot poll reports the cause and
+        # starts a new stream once the monitor answers again.
+        with contextlib.suppress(MonitorClientError):
+            async for event in client.events(after=start):
+                sink.feed_event(event)

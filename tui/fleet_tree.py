@@ -1,0 +1,94 @@
+"""Environment -> group -> agent navigation, with each group's status and redundancy badge.
+
+Agents are added to a group's branch when it is opened, so a fleet of thousands of agents
+costs a node per group, and only labels that changed are set again.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from tui import look
+from tui.model import FleetModel
+
+ROOT = ""  # node data of the root: the whole fleet
+
+
+class FleetTree(Tree[str]):
+    """Node data is the scope it stands for: "", "ENV", "ENV/GROUP" or an agent id."""
+
+    def __init__(self, model: FleetModel, **kwargs) -> None:
+        super().__init__("fleet", data=ROOT, **kwargs)
+        self.model = model
+        self.show_root = True
+        self.guide_depth = 2
+        self._topology = -1
+        self._version = -1
+        self._groups: dict[str, TreeNode[str]] = {}
+        self._envs: dict[str, TreeNode[str]] = {}
+        self._labels: dict[str, str] = {}
+
+    def update_fleet(self) -> None:
+        model = self.model
+        if model.topology_version != self._topology:
+            self._rebuild()
+        elif model.version == self._version:
+            return
+        self._version = model.version
+        for env, node in self._envs.items():
+            status = model.env_status(env)
+            symbol, _word, style = look.group_look(status)
+            self._set(node, env, Text.assemble((symbol, style), f" {env}"))
+        for gid, node in self._groups.items():
+            self._set(node, gid, self._group_label(gid))
+            if node.is_expanded:
+                self._update_agents(node)
+
+    def _rebuild(self) -> None:
+        self._topology = self.model.topology_version
+        self._version = -1
+        self._labels.clear()
+        self.clear()
+        self.root.expand()
+        self._envs, self._groups = {}, {}
+        for env in self.model.environments:
+            self._envs[env] = self.root.add(env, data=env, expand=True)
+        for gid, group in self.model.groups.items():
+            parent = self._envs.get(group.env) or self.root
+            node = parent.add(group.name, data=gid, allow_expand=bool(group.agents))
+            self._groups[gid] = node
+
+    def _group_label(self, gid: str) -> Text:
+        group = self.model.groups[gid]
+        symbol, _word, style = look.group_look(group.status)
+        return Text.assemble(
+            (symbol, style),
+            f" {group.name} ",
+            look.redundancy_badge(group.redundancy, group.status),
+        )
+
+    def _update_agents(self, node: TreeNode[str]) -> None:
+        group = self.model.groups.get(node.data or "")
+        if group is None:
+            return
+        if not node.children:
+            for aid in group.agents:
+                node.add_leaf(aid.rsplit("/", 1)[-1], data=aid)
+        for child in node.children:
+            row = self.model.agents.get(child.data or "")
+            if row is not None:
+                symbol, _word, style = look.agent_look(row.state)
+                self._set(child, row.id, Text.assemble((symbol, style), f" {row.name}"))
+
+    def _set(self, node: TreeNode[str], key: str, label: Text) -> None:
+        # Setting a label redraws its line: skip the ones that did not change.
+        plain = f"{label.plain}|{label.spans!r}"
+        if self._labels.get(key) != plain:
+            self._labels[key] = plain
+            node.set_label(label)
+
+    def on_tree_node_expanded(self, event: Tree.NodeExpanded[str]) -> None:
+        if event.node.data in self._groups:
+            self._update_agents(event.node)

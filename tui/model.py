@@ -1,0 +1,249 @@
+"""The dashboard's picture of the fleet, built only from the monitor's snapshot and events.
+
+Pure data, no Textual: the feed writes into it, the widgets read it on their own schedule.
+Every change bumps ``version`` so a view can tell cheaply whether it has anything to redraw.
+Values that were never measured stay ``None`` and are shown as blanks, never as zero.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+STATES = ("up", "degraded", "paused", "down", "unknown")
+GROUP_STATUSES = ("ok", "at_risk", "unavailable", "unknown")
+TAKES_TRAFFIC = frozenset({"up", "degraded"})
+# Worst first, for sorting by state.
+SEVERITY = {"down": 0, "degraded": 1, "unknown": 2, "paused": 3, "up": 4}
+HISTORY = 24  # recent status probe latencies kept per agent, for the sparkline
+EVENTS_KEPT = 500  # events kept for the log and the detail view
+SECONDS_PER_DAY = 86400.0
+
+SORT_KEYS = ("state", "agent", "age", "latency", "processes", "cert", "tls", "findings")
+# "problems" is every state but up: what an operator looks for first.
+STATE_FILTERS = ("all", "problems", "down", "degraded", "paused", "unknown", "up")
+
+
+@dataclass(slots=True, eq=False)
+class AgentRow:
+    id: str
+    env: str
+    group: str  # group id, ENV/GROUP
+    name: str
+    state: str = "unknown"
+    reason: str = ""
+    since: float | None = None
+    findings: tuple[str, ...] = ()
+    probed: float | None = None  # when the last status probe started (monitor's clock)
+    latency: float | None = None  # seconds the last status probe took
+    history: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    processes: int | None = None
+    not_after: float | None = None  # leaf certificate expiry (UNIX time)
+    tls_version: str | None = None
+    probes: dict[str, dict[str, Any]] = field(default_factory=dict)  # last result per probe
+
+    def cert_days(self, now: float) -> float | None:
+        if self.not_after is None:
+            return None
+        return (self.not_after - now) / SECONDS_PER_DAY
+
+    def matches(self, text: str) -> bool:
+        """Case-insensitive search over the id, state, reason and findings."""
+        haystack = f"{self.id} {self.state} {self.reason} {' '.join(self.findings)}"
+        return text in haystack.lower()
+
+
+@dataclass(slots=True)
+class GroupRow:
+    id: str
+    env: str
+    name: str
+    agents: tuple[str, ...] = ()
+    status: str = "unknown"
+    reason: str = ""
+    healthy: int = 0
+    required: int = 0
+
+    @property
+    def total(self) -> int:
+        return len(self.agents)
+
+    @property
+    def redundancy(self) -> int:
+        return self.healthy - self.required
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What the agent table shows: a scope (environment or group id), filters and the sort."""
+
+    scope: str = ""  # "" for the whole fleet, "ENV" or "ENV/GROUP"
+    state: str = "all"
+    text: str = ""
+    sort: str = "state"
+    reverse: bool = False
+
+    def with_(self, **changes: Any) -> Query:
+        return replace(self, **changes)
+
+
+class FleetModel:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.agents: dict[str, AgentRow] = {}
+        self.groups: dict[str, GroupRow] = {}
+        self.environments: dict[str, str] = {}  # name -> profile
+        self.events: deque[dict[str, Any]] = deque(maxlen=EVENTS_KEPT)
+        self.version = 0
+        self.topology_version = 0  # bumped when environments, groups or agents come or go
+        self.loaded = False
+        self.last_update: float | None = None  # our clock, when data last arrived
+        self._rows_cache: tuple[tuple[int, Query], list[AgentRow]] | None = None
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def apply_snapshot(self, snap: Mapping[str, Any]) -> None:
+        """Take in a whole ``/api/v1/snapshot``; agents and groups it lacks are dropped."""
+        groups_in = snap.get("groups") or {}
+        agents_in = snap.get("agents") or {}
+        envs_in = snap.get("environments") or {}
+        environments = {name: str(env.get("profile") or "") for name, env in envs_in.items()}
+        for gid in groups_in:
+            environments.setdefault(gid.split("/", 1)[0], "")
+        topology = (list(environments), list(groups_in), list(agents_in))
+        if topology != (list(self.environments), list(self.groups), list(self.agents)):
+            self.topology_version += 1
+        self.environments = environments
+        self.groups = {gid: self._group(gid, data) for gid, data in groups_in.items()}
+        self.agents = {aid: self._agent(aid, data) for aid, data in agents_in.items()}
+        self.loaded = True
+        self._changed()
+
+    def apply_event(self, event: Mapping[str, Any]) -> None:
+        """Take in one transition from ``/api/v1/events``."""
+        self.events.append(dict(event))
+        kind, target = event.get("kind"), str(event.get("id", ""))
+        if kind == "agent" and target in self.agents:
+            row = self.agents[target]
+            row.state, row.reason, row.since = event["new"], event["reason"], event["time"]
+            group = self.groups.get(row.group)
+            if group is not None:
+                group.healthy = sum(
+                    self.agents[a].state in TAKES_TRAFFIC for a in group.agents if a in self.agents
+                )
+        elif kind == "group" and target in self.groups:
+            group = self.groups[target]
+            group.status, group.reason = event["new"], event["reason"]
+        self._changed()
+
+    def note(self, text: str) -> None:
+        """A line of the dashboard's own in the event log (connection lost, reconnected)."""
+        self.events.append({"kind": "note", "time": self.clock(), "reason": text})
+        self._changed()
+
+    def _changed(self) -> None:
+        self.version += 1
+        self.last_update = time.monotonic()
+
+    def _group(self, gid: str, data: Mapping[str, Any]) -> GroupRow:
+        env, _, name = gid.partition("/")
+        return GroupRow(
+            id=gid,
+            env=env,
+            name=name,
+            agents=tuple(data.get("agents") or ()),
+            status=str(data.get("status", "unknown")),
+            reason=str(data.get("reason", "")),
+            healthy=int(data.get("healthy") or 0),
+            required=int(data.get("required") or 0),
+        )
+
+    def _agent(self, aid: str, data: Mapping[str, Any]) -> AgentRow:
+        row = self.agents.get(aid)
+        if row is None:
+            group, _, name = aid.rpartition("/")
+            row = AgentRow(id=aid, env=group.split("/", 1)[0], group=group, name=name)
+        row.state = str(data.get("state", "unknown"))
+        row.reason = str(data.get("reason", ""))
+        row.since = data.get("since")
+        row.findings = tuple(data.get("findings") or ())
+        probes = data.get("probes") or {}
+        row.probes = probes
+        status = probes.get("status")
+        if status and status.get("started") != row.probed:
+            row.probed = status.get("started")
+            row.latency = status.get("duration")
+            if row.latency is not None:
+                row.history.append(row.latency)
+            row.processes = (status.get("details") or {}).get("executing_processes")
+        tls = (probes.get("tls") or {}).get("details") or {}
+        if tls:
+            row.tls_version = tls.get("version")
+            row.not_after = tls.get("not_after")
+        return row
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def rows(self, query: Query) -> list[AgentRow]:
+        """The agents ``query`` selects, sorted; cached until the model or the query changes."""
+        key = (self.version, query)
+        if self._rows_cache is not None and self._rows_cache[0] == key:
+            return self._rows_cache[1]
+        rows = self._select(query)
+        rows.sort(key=self._sort_key(query.sort), reverse=query.reverse)
+        self._rows_cache = (key, rows)
+        return rows
+
+    def _select(self, query: Query) -> list[AgentRow]:
+        rows: Iterable[AgentRow] = self.agents.values()
+        if query.scope:
+            scope = query.scope
+            if "/" in scope:
+                rows = (r for r in rows if r.group == scope)
+            else:
+                rows = (r for r in rows if r.env == scope)
+        if query.state == "problems":
+            rows = (r for r in rows if r.state != "up")
+        elif query.state != "all":
+            state = query.state
+            rows = (r for r in rows if r.state == state)
+        if query.text:
+            text = query.text.lower()
+            rows = (r for r in rows if r.matches(text))
+        return list(rows)
+
+    def _sort_key(self, sort: str) -> Callable[[AgentRow], Any]:
+        now = self.clock()
+        missing = float("inf")  # unmeasured values sort last
+        keys: dict[str, Callable[[AgentRow], Any]] = {
+            "state": lambda r: (SEVERITY.get(r.state, 2), r.id),
+            "agent": lambda r: r.id,
+            "age": lambda r: (now - r.probed if r.probed is not None else missing, r.id),
+            "latency": lambda r: (r.latency if r.latency is not None else missing, r.id),
+            "processes": lambda r: (r.processes if r.processes is not None else missing, r.id),
+            "cert": lambda r: (r.cert_days(now) if r.not_after is not None else missing, r.id),
+            "tls": lambda r: (r.tls_version or "~", r.id),
+            "findings": lambda r: (-len(r.findings), r.id),
+        }
+        return keys[sort]
+
+    def agent_counts(self) -> Counter[str]:
+        return Counter(row.state for row in self.agents.values())
+
+    def group_counts(self) -> Counter[str]:
+        return Counter(group.status for group in self.groups.values())
+
+    def events_of(self, target: str) -> list[dict[str, Any]]:
+        """Events of one agent (or group), oldest first."""
+        return [e for e in self.events if e.get("id") == target]
+
+    def env_status(self, env: str) -> str:
+        """The worst status of an environment's groups."""
+        statuses = {g.status for g in self.groups.values() if g.env == env}
+        for status in ("unavailable", "at_risk", "unknown", "ok"):
+            if status in statuses:
+                return status
+        return "unknown"
