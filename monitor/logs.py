@@ -24,8 +24,8 @@ _PERSONAL = [
     (re.compile(r"\b(?:\d[ -]?){12,18}\d\b"), "<card>"),
     (re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"), "<ip>"),
     (re.compile(r"\b(?:[0-9A-Fa-f]{1,4}:){3,7}[0-9A-Fa-f]{1,4}\b"), "<ip>"),
+    (re.compile(r"\b\d{8,}\b"), "<number>"),  # account and customer numbers
     (re.compile(r"(?<![\w.])\+?\d[\d ()-]{6,}\d\b"), "<phone>"),
-    (re.compile(r"\b\d{8,}\b"), "<number>"),
 ]
 
 
