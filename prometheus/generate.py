@@ -26,7 +26,7 @@ RECORD_KEYS = {"record", "expr"}
 # Grafana's way to turn a Prometheus alert expression into a condition: every series the
 # query returns is an alerting instance, whatever its value (its own importer does the same).
 GRAFANA_CONDITION = "is_number($A) || is_nan($A) || is_inf($A)"
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w)$")
+_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w)")
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _ANCHOR = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
@@ -46,11 +46,11 @@ class DefinitionError(Exception):
 
 
 def seconds(duration: str) -> float:
-    """A Prometheus duration such as ``90s`` or ``4h`` in seconds (one unit only)."""
-    match = _DURATION.match(duration)
-    if match is None:
-        raise DefinitionError(f"bad duration {duration!r}: expected e.g. 30s, 5m, 4h")
-    return int(match[1]) * _SECONDS[match[2]]
+    """A Prometheus duration such as ``90s``, ``4h`` or ``1h30m`` in seconds."""
+    parts = _DURATION.findall(duration)
+    if not parts or "".join(n + unit for n, unit in parts) != duration:
+        raise DefinitionError(f"bad duration {duration!r}: expected e.g. 30s, 5m, 1h30m")
+    return sum(int(n) * _SECONDS[unit] for n, unit in parts)
 
 
 def load_definition(path: Path = DEFINITION) -> dict[str, Any]:
@@ -75,6 +75,8 @@ def load_definition(path: Path = DEFINITION) -> dict[str, Any]:
             if "alert" in rule:
                 if rule["severity"] not in SEVERITIES:
                     raise DefinitionError(f"{where}: severity must be one of {SEVERITIES}")
+                if len(_grafana_uid(name)) > 40:
+                    raise DefinitionError(f"{where}: name too long for a Grafana uid (40)")
                 if not _ANCHOR.match(rule["runbook"]):
                     raise DefinitionError(f"{where}: runbook must be a section anchor")
                 try:
