@@ -17,9 +17,8 @@ from urllib.parse import urlencode
 
 from gevent.lock import BoundedSemaphore
 
-from loadtests.plan import OAuth2
+from loadtests.plan import TOKEN_ENDPOINT, OAuth2
 
-TOKEN_ENDPOINT = "oauth2-token"  # noqa: S105 - an endpoint label, not a secret
 # Refresh this long before expiry (or at a tenth of the token's life, if that is shorter).
 REFRESH_MARGIN_S = 30.0
 # Lifetime assumed when the endpoint does not say (expires_in is only RECOMMENDED).

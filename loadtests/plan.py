@@ -19,6 +19,9 @@ from monitor.errors import InventoryError
 from monitor.inventory import Group, Inventory, load_inventory
 from monitor.secrets import Secret
 
+# The label of OAuth2 token fetches in Locust's statistics and the timeline.
+TOKEN_ENDPOINT = "oauth2-token"  # noqa: S105 - an endpoint label, not a secret
+
 
 @dataclass(frozen=True)
 class ApiKey:
@@ -61,6 +64,19 @@ def find_group(inventory: Inventory, group_id: str) -> Group:
             return group
     known = ", ".join(group.id for _env, group in inventory.groups())
     raise LoadConfigError(f"{inventory.path}: no group {group_id!r}; expected one of {known}")
+
+
+def default_group(inventory: Inventory) -> str:
+    """The inventory's only group with API checks; otherwise the user must choose."""
+    candidates = [group.id for _env, group in inventory.groups() if group.api_checks]
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise LoadConfigError(f"{inventory.path}: no group has api_checks, so nothing to call")
+    raise LoadConfigError(
+        f"{inventory.path}: several groups have api_checks; choose one with --group "
+        f"({', '.join(candidates)})"
+    )
 
 
 def read_inventory(path: Path, environ: Mapping[str, str] | None = None) -> Inventory:
