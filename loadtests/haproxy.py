@@ -123,7 +123,8 @@ def haproxy_config(group: Group, options: Options | None = None) -> HaproxyConfi
         "# 'agentha lb haproxy-config' from the inventory: regenerate it rather than edit it.",
     ]
     if key is not None:
-        lines.append(f"# Start HAProxy with {key.name} set in its environment (the status key).")
+        lines.append(f"# Start (and check) HAProxy with {key.name} set in its environment: HAProxy")
+        lines.append("# sends it as health-check-api-key; without it the file is refused.")
     lines += [
         "",
         "global",
