@@ -74,6 +74,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     timing.add_argument("--tls-interval", type=_positive, default=300.0)
     timing.add_argument("--plaintext-interval", type=_positive, default=300.0)
+    timing.add_argument("--entrypoint-interval", type=_positive, default=10.0,
+                        help="API checks through each group's entrypoint (default 10)")
+    timing.add_argument("--auth-interval", type=_positive, default=300.0,
+                        help="API checks without credentials, expecting 401/403 (default 300)")
     timing.add_argument(
         "--rise", type=_count, default=2, help="successes that bring a down agent back (default 2)"
     )
@@ -86,10 +90,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     logs = parser.add_argument_group("logging")
     logs.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     logs.add_argument("--log-format", default="text", choices=["text", "json"])
-    timing.add_argument("--entrypoint-interval", type=_positive, default=10.0,
-                        help="API checks through each group's entrypoint (default 10)")
-    timing.add_argument("--auth-interval", type=_positive, default=300.0,
-                        help="API checks without credentials, expecting 401/403 (default 300)")
     parser.set_defaults(run=run)
 
 
@@ -147,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
             "status": ProbeTiming(args.status_interval, args.status_timeout, args.fast_interval),
             "tls": ProbeTiming(args.tls_interval, 10.0),
             "plaintext": ProbeTiming(args.plaintext_interval, 10.0),
+            "entrypoint": ProbeTiming(args.entrypoint_interval, 5.0, 2.0),
+            "auth": ProbeTiming(args.auth_interval, 10.0),
         },
         rise=args.rise,
         fall=args.fall,
@@ -177,5 +179,3 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CommandError(f"--listen {args.listen}: {exc.strerror or exc}") from None
     return 0
-            "entrypoint": ProbeTiming(args.entrypoint_interval, 5.0, 2.0),
-            "auth": ProbeTiming(args.auth_interval, 10.0),
