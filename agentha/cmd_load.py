@@ -24,7 +24,7 @@ thresholds ([ENDPOINT:]METRIC OP VALUE; default: success>=99.9% and p95<300ms):
   p95<300ms, p99<1s     a latency percentile (failures included), or max
   list-orders:p99<1s    one endpoint (API check name, or oauth2-token) only
 Each must hold in every --window of the run; a window where users ran and no call
-completed fails a success threshold.
+completed fails a success threshold on all endpoints.
 """
 
 
