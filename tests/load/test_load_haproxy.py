@@ -222,3 +222,87 @@ def test_haproxy_drains_the_paused_agent_under_load(fleet, tmp_path: Path) -> No
         except subprocess.TimeoutExpired:
             haproxy.kill()
             haproxy.communicate()
+
+
+# --- the generator on hand-written inventories (no HAProxy started) ---
+
+KEYS = {"TEST_HC_KEY": "Hc-key-0001!x", "OTHER_HC_KEY": "Hc-key-0002!y"}
+
+
+def _group(tmp_path: Path, group_yaml: str, key: bool = True):
+    from loadtests.plan import find_group, read_inventory
+
+    path = tmp_path / "inventory.yaml"
+    defaults = "    defaults: {health_check_api_key: '${TEST_HC_KEY}'}\n" if key else ""
+    path.write_text(
+        "version: 1\nenvironments:\n  - name: test\n    profile: test\n"
+        + defaults
+        + "    groups:\n"
+        + group_yaml
+    )
+    return find_group(read_inventory(path, KEYS), "test/orders")
+
+
+def test_agents_with_host_names_are_verified_by_name(tmp_path: Path) -> None:
+    from loadtests.haproxy import haproxy_config
+
+    group = _group(
+        tmp_path,
+        "      - name: orders\n"
+        "        entrypoint: https://orders.example.com\n"
+        "        agents:\n"
+        "          - {name: a1, url: 'https://frends-01.example.com:9443'}\n"
+        "          - {name: a2, url: 'https://10.0.0.2:9443', tls: {server_name: a2.example.com,"
+        " min_version: '1.3'}}\n",
+    )
+    config = haproxy_config(group)
+    assert config.notes == () and config.environment == ("TEST_HC_KEY",)
+    text = config.text
+    assert "bind :443 ssl crt /etc/haproxy/certs/test-orders.pem alpn h2,http/1.1" in text
+    assert (
+        "server a1 frends-01.example.com:9443 ssl verify required ca-file @system-ca "
+        "sni str(frends-01.example.com) verifyhost frends-01.example.com "
+        "check-sni frends-01.example.com"
+    ) in text
+    assert (
+        "server a2 10.0.0.2:9443 ssl verify required ca-file @system-ca ssl-min-ver TLSv1.3" in text
+    )
+    assert "verifyhost a2.example.com" in text
+    assert 'hdr health-check-api-key "${TEST_HC_KEY}"' in text
+    assert KEYS["TEST_HC_KEY"] not in text
+
+
+def test_plain_http_is_generated_with_a_note(tmp_path: Path) -> None:
+    from loadtests.haproxy import haproxy_config
+
+    group = _group(
+        tmp_path,
+        "      - name: orders\n"
+        "        entrypoint: http://orders.lab:8080\n"
+        "        defaults: {allow_plaintext: true}\n"
+        "        agents:\n"
+        "          - {name: a1, url: 'http://lab-01:8080'}\n",
+        key=False,
+    )
+    config = haproxy_config(group)
+    assert "    bind :8080\n" in config.text and "ssl crt" not in config.text
+    assert "    server a1 lab-01:8080\n" in config.text
+    assert "health-check-api-key" not in config.text
+    assert any("plain HTTP" in note for note in config.notes)
+
+
+def test_agents_checked_differently_are_refused(tmp_path: Path) -> None:
+    from loadtests.errors import LoadConfigError
+    from loadtests.haproxy import haproxy_config
+
+    group = _group(
+        tmp_path,
+        "      - name: orders\n"
+        "        entrypoint: https://orders.example.com\n"
+        "        agents:\n"
+        "          - {name: a1, url: 'https://frends-01.example.com'}\n"
+        "          - {name: a2, url: 'https://frends-02.example.com',"
+        " health_check_api_key: '${OTHER_HC_KEY}'}\n",
+    )
+    with pytest.raises(LoadConfigError, match="agents use different health-check keys"):
+        haproxy_config(group)
