@@ -1,9 +1,11 @@
 """What the monitor costs at 1,000 to 10,000 agents: CPU, CPU per probe, memory, lag, misses.
 
 For each fleet size: start ``agentha sim --agents N``, then ``agentha monitor`` on its
-inventory with the status probe every 10 s; wait out the first minute (first connections and
-the one TLS and plaintext audit per agent, which the scheduler spreads over 60 s; their interval
-is a day so none recurs), then measure a window of status probes only:
+inventory without the API checks (agent probes only: API checks make the fleet's gateways
+health-check every agent each second) with the status probe every 10 s; wait out the first
+minute (first connections and the one TLS and plaintext audit per agent, which the scheduler
+spreads over 60 s; their interval is a day so none recurs), then measure a window of status
+probes only:
 
   monitor CPU     utime+stime of the monitor process (/proc/PID/stat) over the window, in cores
   CPU per probe   monitor CPU seconds / probe runs started in the window (its /metrics)

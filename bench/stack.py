@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 FLEET_READY_TIMEOUT_S = 300.0
 MONITOR_READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
@@ -96,7 +98,7 @@ def http(
         return answer.read()
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
     try:
         http(url, timeout=2.0)
     except (OSError, urllib.error.URLError):
@@ -121,6 +123,20 @@ class Fleet:
     @property
     def inventory(self) -> Path:
         return Path(self.info["inventory_file"])
+
+    def agents_only_inventory(self) -> Path:
+        """The fleet's inventory without its API checks: agent probes only.
+
+        API checks go through the groups' gateways, which then health-check every agent of
+        their group each second: load on the fleet that would blur what the monitor costs.
+        """
+        document = yaml.safe_load(self.inventory.read_text())
+        for env in document["environments"]:
+            for group in env["groups"]:
+                group.pop("api_checks", None)
+        path = self.inventory.with_name("inventory-agents-only.yaml")
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        return path
 
     @property
     def ca_file(self) -> Path:
@@ -182,16 +198,22 @@ class Monitor:
 
 
 @contextlib.contextmanager
-def monitor(the_fleet: Fleet, log: Path, *options: str) -> Iterator[Monitor]:
-    """``agentha monitor`` on the fleet's inventory, with its secrets in the environment."""
+def monitor(
+    the_fleet: Fleet, log: Path, *options: str, agents_only: bool = True
+) -> Iterator[Monitor]:
+    """``agentha monitor`` on the fleet's inventory, with its secrets in the environment.
+
+    ``agents_only``: without the inventory's API checks (see ``Fleet.agents_only_inventory``).
+    """
     url = f"http://127.0.0.1:{free_port()}"
-    command = [sys.executable, "-m", "agentha", "monitor", "-c", str(the_fleet.inventory),
+    inventory = the_fleet.agents_only_inventory() if agents_only else the_fleet.inventory
+    command = [sys.executable, "-m", "agentha", "monitor", "-c", str(inventory),
                "--listen", url.removeprefix("http://"), *options]
     env = {**os.environ, **the_fleet.secrets}
     env.pop("AGENTHA_API_TOKEN", None)  # the benchmark reads the API without a token
     with running("agentha monitor", command, log, env) as proc:
         wait_until(
-            "agentha monitor", proc, log, lambda: _answers(f"{url}/healthz"),
+            "agentha monitor", proc, log, lambda: answers(f"{url}/healthz"),
             MONITOR_READY_TIMEOUT_S,
         )
         yield Monitor(proc, url)
