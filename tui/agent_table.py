@@ -17,7 +17,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding, BindingType
 from textual.events import Click
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -95,6 +95,10 @@ class AgentTable(ScrollView, can_focus=True):
         self.reverse = False
         self._strip = 0  # characters of the scope to leave out of agent ids
         self._agent_width = 20
+        # Set once per redraw by render_lines.
+        self._base = Style()
+        self._columns = list(COLUMNS)
+        self._now_value = 0.0
 
     # -- data --------------------------------------------------------------------------------
 
@@ -110,14 +114,18 @@ class AgentTable(ScrollView, can_focus=True):
         self._strip = len(scope) + 1 if scope else 0
         longest = max((len(r.id) for r in rows), default=0) - self._strip
         self._agent_width = max(8, min(MAX_AGENT_WIDTH, longest))
-        self.virtual_size = Size(self.size.width, len(rows) + 1)
+        self._size_to_rows()
         if current is not None:
-            for index, row in enumerate(rows):
-                if row.id == current:
-                    self.cursor = index
-                    break
+            self.move_to(current)
         self.cursor = min(self.cursor, max(0, len(rows) - 1))
         self.refresh()
+
+    def move_to(self, agent_id: str) -> None:
+        """Put the cursor on an agent, if it is shown."""
+        for index, row in enumerate(self.rows):
+            if row.id == agent_id:
+                self.cursor = index
+                return
 
     @property
     def current_id(self) -> str | None:
@@ -156,18 +164,30 @@ class AgentTable(ScrollView, can_focus=True):
             self.cursor = index
 
     def on_resize(self) -> None:
-        self.virtual_size = Size(self.size.width, len(self.rows) + 1)
+        self._size_to_rows()
+
+    def _size_to_rows(self) -> None:
+        size = Size(self.size.width, len(self.rows) + 1)
+        if size != self.virtual_size:  # a new size means new scrollbars: a layout pass
+            self.virtual_size = size
 
     # -- drawing -----------------------------------------------------------------------------
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Looking up the style costs more than drawing a row: once per redraw, not per line.
+        self._base = self.rich_style
+        self._columns = fit_columns(self.size.width, self._agent_width)
+        self._now_value = self._now()
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         width = self.size.width
-        columns = fit_columns(width, self._agent_width)
+        columns = self._columns
         if y == 0:
             return self._header(columns, width)
         index = int(self.scroll_y) + y - 1
         if index >= len(self.rows):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._base)
         selected = index == self.cursor
         return self._row(self.rows[index], columns, width, selected)
 
@@ -180,10 +200,10 @@ class AgentTable(ScrollView, can_focus=True):
                 title += "↓" if not self.reverse else "↑"
                 style = SORTED_STYLE
             segments += _cell((title, Style()), cell_width, column.right, style)
-        return Strip(segments, width).crop_extend(0, width, self.rich_style)
+        return Strip(segments, width).crop_extend(0, width, self._base)
 
     def _row(self, row: AgentRow, columns: list[Column], width: int, selected: bool) -> Strip:
-        base = self.rich_style
+        base = self._base
         if selected:
             base += Style(reverse=True) if not self.has_focus else Style(bgcolor="blue")
         segments = []
@@ -193,7 +213,7 @@ class AgentTable(ScrollView, can_focus=True):
         return Strip(segments, width).crop_extend(0, width, base)
 
     def _value(self, row: AgentRow, key: str, width: int) -> tuple[str, Style]:
-        now = self._now()
+        now = self._now_value
         plain = Style()
         if key == "state":
             symbol, word, style = look.agent_look(row.state)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -102,8 +103,9 @@ class DashboardApp(App[None]):
     def feed_connection(self, online: bool, detail: str) -> None:
         self.online, self.connection_detail = online, detail
         if online:
-            self.model.note("reconnected to the monitor" if self._ever_online else
-                            f"connected to the monitor at {self.feed.source}")
+            self.model.note(
+                "reconnected to the monitor" if self._ever_online else "connected to the monitor"
+            )
             self._ever_online = True
         else:
             self.model.note(f"monitor connection lost: {detail}")
@@ -122,29 +124,36 @@ class DashboardApp(App[None]):
     def redraw(self) -> None:
         """Bring every widget up to the model and the query."""
         self._refresh_pending = False
+        stack = self.screen_stack
+        if not stack:  # a timer that fired while the app shuts down
+            return
         model, query = self.model, self.query_state
         rows = model.rows(query)
         self.agent_table.set_rows(rows, query.sort, query.reverse, query.scope)
-        self.summary_line.update(summary(model, self.online, self.size.width))
+        _update(self.summary_line, summary(model, self.online, self.size.width))
         self._draw_banner()
         scope = query.scope or "fleet"
-        self.filter_line.update(
-            f" {scope} · state {query.state} · sort {query.sort}"
-            f"{' ↑' if query.reverse else ''} · {len(rows)}/{len(model.agents)} agents"
+        _update(
+            self.filter_line,
+            Text(
+                f" {scope} · state {query.state} · sort {query.sort}"
+                f"{' ↑' if query.reverse else ''} · {len(rows)}/{len(model.agents)} agents"
+            ),
         )
         self.fleet_tree.update_fleet()
         self.event_log.update_events()
-        if isinstance(self.screen, DetailScreen):
-            self.screen.update_details()
+        if isinstance(stack[-1], DetailScreen):
+            stack[-1].update_details()
 
     def _draw_banner(self) -> None:
         widget = self.lost_banner
         lost = not self.online and (self._ever_online or bool(self.connection_detail))
-        widget.display = lost
+        if widget.display != lost:
+            widget.display = lost
         if lost:
             last = self.model.last_update
             data_age = time.monotonic() - last if last is not None and self.model.loaded else None
-            widget.update(banner(self.connection_detail, data_age))
+            _update(widget, banner(self.connection_detail, data_age), layout=True)
 
     def _set_query(self, **changes: Any) -> None:
         self.query_state = self.query_state.with_(**changes)
@@ -193,15 +202,24 @@ class DashboardApp(App[None]):
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[str]) -> None:
         data = event.node.data or ""
-        if data in self.model.agents:
-            data = self.model.agents[data].group
-        if data != self.query_state.scope:
-            self._set_query(scope=data)
+        agent = self.model.agents.get(data)
+        scope = agent.group if agent is not None else data
+        if scope != self.query_state.scope:
+            self._set_query(scope=scope)
+        if agent is not None:
+            self.agent_table.move_to(agent.id)
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[str]) -> None:
         data = event.node.data or ""
         if data in self.model.agents:
             self.push_screen(DetailScreen(self.model, data))
+
+
+def _update(widget: Static, content: Text, layout: bool = False) -> None:
+    # An update lays out the whole screen again when asked to, and redraws the widget in any
+    # case: only when the text really changed. Text, never a str: no markup from the monitor.
+    if widget.content != content:
+        widget.update(content, layout=layout)
 
 
 def run_dashboard(

@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -49,22 +49,29 @@ class EventLog(ScrollView):
         super().__init__(**kwargs)
         self.model = model
         self._shown = -1
+        self._base = Style()
 
     def update_events(self) -> None:
         """Redraw if the model has changed; stay at the bottom if we were there."""
-        if self.model.version == self._shown:
+        if self.model.events_added == self._shown:
             return
-        self._shown = self.model.version
+        self._shown = self.model.events_added
         following = self.scroll_y >= self.max_scroll_y
-        self.virtual_size = Size(self.size.width, len(self.model.events))
+        size = Size(self.size.width, len(self.model.events))
+        if size != self.virtual_size:
+            self.virtual_size = size
         if following:
             self.scroll_end(animate=False, immediate=True)
         self.refresh()
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._base = self.rich_style  # once per redraw: the lookup is not cheap
+        return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
         index = int(self.scroll_y) + y
         events = self.model.events
         if index >= len(events):
-            return Strip.blank(width, self.rich_style)
-        return Strip(event_segments(events[index]), None).crop_extend(0, width, self.rich_style)
+            return Strip.blank(width, self._base)
+        return Strip(event_segments(events[index]), None).crop_extend(0, width, self._base)

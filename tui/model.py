@@ -97,6 +97,7 @@ class FleetModel:
         self.groups: dict[str, GroupRow] = {}
         self.environments: dict[str, str] = {}  # name -> profile
         self.events: deque[dict[str, Any]] = deque(maxlen=EVENTS_KEPT)
+        self.events_added = 0  # events ever added: tells the log whether to redraw
         self.version = 0
         self.topology_version = 0  # bumped when environments, groups or agents come or go
         self.loaded = False
@@ -125,6 +126,7 @@ class FleetModel:
     def apply_event(self, event: Mapping[str, Any]) -> None:
         """Take in one transition from ``/api/v1/events``."""
         self.events.append(dict(event))
+        self.events_added += 1
         kind, target = event.get("kind"), str(event.get("id", ""))
         if kind == "agent" and target in self.agents:
             row = self.agents[target]
@@ -142,6 +144,7 @@ class FleetModel:
     def note(self, text: str) -> None:
         """A line of the dashboard's own in the event log (connection lost, reconnected)."""
         self.events.append({"kind": "note", "time": self.clock(), "reason": text})
+        self.events_added += 1
         self._changed()
 
     def _changed(self) -> None:
