@@ -28,6 +28,7 @@ from tui.model import SORT_KEYS, STATE_FILTERS, FleetModel, Query
 from tui.screens import DetailScreen, HelpScreen
 
 REFRESH_DELAY = 0.1  # seconds from new data to redraw: bursts of events become one redraw
+REDRAW_GAP = 0.5  # seconds between redraws for new data at the least (keys redraw at once)
 TICK = 1.0  # ages and the lost-connection banner move on once a second
 
 
@@ -57,6 +58,7 @@ class DashboardApp(App[None]):
         self.connection_detail = ""
         self._ever_online = False
         self._refresh_pending = False
+        self._last_redraw = 0.0
 
     def compose(self) -> ComposeResult:
         yield Static(id="summary")
@@ -111,19 +113,27 @@ class DashboardApp(App[None]):
             self.model.note(f"monitor connection lost: {detail}")
         self._schedule()
 
+    def feed_note(self, text: str) -> None:
+        self.model.note(text)
+        self._schedule()
+
     # -- drawing -------------------------------------------------------------------------------
 
     def _schedule(self) -> None:
         if not self._refresh_pending:
             self._refresh_pending = True
-            self.set_timer(REFRESH_DELAY, self.redraw)
+            wait = REDRAW_GAP - (time.monotonic() - self._last_redraw)
+            self.set_timer(max(REFRESH_DELAY, wait), self.redraw)
 
     def _tick(self) -> None:
-        self.redraw()
+        # Ages move on and the banner counts even when no data comes in.
+        if time.monotonic() - self._last_redraw >= TICK * 0.9:
+            self.redraw()
 
     def redraw(self) -> None:
         """Bring every widget up to the model and the query."""
         self._refresh_pending = False
+        self._last_redraw = time.monotonic()
         stack = self.screen_stack
         if not stack:  # a timer that fired while the app shuts down
             return

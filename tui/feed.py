@@ -3,8 +3,9 @@
 A feed keeps the model current and says when the connection is lost or back. It polls the
 snapshot (probe results, latencies, certificates) and follows the event stream (transitions,
 shown at once). The poll interval stretches with the snapshot's cost so that a very large fleet
-never keeps the dashboard busy parsing. Another source (MQTT) is another class with the same
-``run(sink)`` coroutine.
+never keeps the dashboard busy parsing, and an event storm (thousands of transitions a second)
+pauses the event stream rather than the dashboard. Another source (MQTT) is another class with
+the same ``run(sink)`` coroutine.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from monitor.client import MonitorClient, MonitorClientError
 POLL_INTERVAL = 1.0  # seconds between snapshots at the least
 POLL_COST_SHARE = 0.05  # a snapshot may cost at most this share of a core between polls
 RETRY_MAX = 5.0  # seconds between reconnection attempts at the most
+STORM_RATE = 2000.0  # events a second above which the event stream is not followed
+YIELD_EVERY = 100  # events handled before the stream lets other work run
 TIMEOUT = 5.0
 
 
@@ -33,6 +36,8 @@ class FeedSink(Protocol):
     def feed_event(self, event: Mapping[str, Any]) -> None: ...
 
     def feed_connection(self, online: bool, detail: str) -> None: ...
+
+    def feed_note(self, text: str) -> None: ...
 
 
 class Feed(Protocol):
@@ -69,6 +74,7 @@ class HttpFeed:
             online: bool | None = None
             retry = self._poll_interval
             costs: deque[float] = deque(maxlen=3)
+            storm = StormGuard()
             try:
                 while True:
                     # CPU time of this thread, not wall time: waiting for a slow or remote
@@ -87,9 +93,12 @@ class HttpFeed:
                     if not online:
                         online, retry = True, self._poll_interval
                         sink.feed_connection(True, "")
-                    if events is None or events.done():
-                        after = snapshot.get("last_event")
-                        events = asyncio.create_task(self._follow(client, sink, after))
+                    last = snapshot.get("last_event")
+                    if storm.update(last, sink):
+                        if events is not None:
+                            events.cancel()
+                    elif events is None or events.done():
+                        events = asyncio.create_task(self._follow(client, sink, last))
                     costs.append(time.thread_time() - started)
                     await asyncio.sleep(self._next_poll(costs))
             finally:
@@ -109,5 +118,42 @@ class HttpFeed:
         # A refused stream (401, 404) ends the task: the snapshot poll reports the cause and
         # starts a new stream once the monitor answers again.
         with contextlib.suppress(MonitorClientError):
+            count = 0
             async for event in client.events(after=start):
                 sink.feed_event(event)
+                count += 1
+                if count % YIELD_EVERY == 0:
+                    # Buffered events are read without a pause: let keys and redraws in.
+                    await asyncio.sleep(0)
+
+
+class StormGuard:
+    """Stops following events while the monitor emits more than anyone can read.
+
+    The rate comes from the snapshots' ``last_event``, so it is known without reading the
+    stream. Above ``STORM_RATE`` events a second the log pauses and the states come from the
+    snapshots alone; below half of it, the stream is followed again.
+    """
+
+    def __init__(self) -> None:
+        self.storming = False
+        self._previous: tuple[float, int] | None = None
+
+    def update(self, last_event: Any, sink: FeedSink) -> bool:
+        """Take in a snapshot's ``last_event``; returns whether events should pause."""
+        if not isinstance(last_event, int):
+            return False
+        now = time.monotonic()
+        previous, self._previous = self._previous, (now, last_event)
+        if previous is None or last_event < previous[1] or now <= previous[0]:
+            return self.storming  # the first snapshot, or a restarted monitor
+        rate = (last_event - previous[1]) / (now - previous[0])
+        threshold = STORM_RATE / 2 if self.storming else STORM_RATE
+        if (rate > threshold) != self.storming:
+            self.storming = not self.storming
+            sink.feed_note(
+                f"event storm: {rate:,.0f} events/s; the log pauses and states come from "
+                "snapshots" if self.storming else
+                f"event storm over ({rate:,.0f} events/s): following events again"
+            )
+        return self.storming

@@ -28,7 +28,7 @@ class FleetTree(Tree[str]):
         self._version = -1
         self._groups: dict[str, TreeNode[str]] = {}
         self._envs: dict[str, TreeNode[str]] = {}
-        self._labels: dict[str, str] = {}
+        self._labels: dict[str, object] = {}  # what each node's label shows now
 
     def update_fleet(self) -> None:
         model = self.model
@@ -39,10 +39,16 @@ class FleetTree(Tree[str]):
         self._version = model.version
         for env, node in self._envs.items():
             status = model.env_status(env)
-            symbol, _word, style = look.group_look(status)
-            self._set(node, env, Text.assemble((symbol, style), f" {env}"))
+            if self._labels.get(env) != status:
+                self._labels[env] = status
+                symbol, _word, style = look.group_look(status)
+                node.set_label(Text.assemble((symbol, style), f" {env}"))
         for gid, node in self._groups.items():
-            self._set(node, gid, self._group_label(gid))
+            group = model.groups[gid]
+            key = (group.status, group.redundancy)
+            if self._labels.get(gid) != key:
+                self._labels[gid] = key
+                node.set_label(self._group_label(gid))
             if node.is_expanded:
                 self._update_agents(node)
 
@@ -78,16 +84,11 @@ class FleetTree(Tree[str]):
                 node.add_leaf(aid.rsplit("/", 1)[-1], data=aid)
         for child in node.children:
             row = self.model.agents.get(child.data or "")
-            if row is not None:
+            # Setting a label redraws its line: only when the state changed.
+            if row is not None and self._labels.get(row.id) != row.state:
+                self._labels[row.id] = row.state
                 symbol, _word, style = look.agent_look(row.state)
-                self._set(child, row.id, Text.assemble((symbol, style), f" {row.name}"))
-
-    def _set(self, node: TreeNode[str], key: str, label: Text) -> None:
-        # Setting a label redraws its line: skip the ones that did not change.
-        plain = f"{label.plain}|{label.spans!r}"
-        if self._labels.get(key) != plain:
-            self._labels[key] = plain
-            node.set_label(label)
+                child.set_label(Text.assemble((symbol, style), f" {row.name}"))
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[str]) -> None:
         if event.node.data in self._groups:
