@@ -4,18 +4,18 @@ Every user of a process shares the token of its (token URL, client id, scope), a
 application would. It is fetched with the first user's HTTP client (so the fetch is timed and
 counted as the ``oauth2-token`` endpoint), used until shortly before ``expires_in`` runs
 out, and dropped when an API answers 401. Neither the secret nor the token is ever logged.
-Runs under gevent: the lock makes one greenlet fetch while the others wait.
+Under Locust, gevent's monkey-patching makes ``threading.Lock`` a greenlet lock: one user
+fetches while the others wait.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
-
-from gevent.lock import BoundedSemaphore
 
 from loadtests.plan import TOKEN_ENDPOINT, OAuth2
 
@@ -30,15 +30,15 @@ class TokenUnavailable(Exception):
 
 
 @dataclass
-class _Token:
-    value: str
+class Token:
+    value: str = field(repr=False)
     refresh_at: float
 
 
 class TokenCache:
     def __init__(self) -> None:
-        self._tokens: dict[tuple[str, str, str | None], _Token] = {}
-        self._lock = BoundedSemaphore()
+        self._tokens: dict[tuple[str, str, str | None], Token] = {}
+        self._lock = threading.Lock()
 
     def token(self, client: Any, auth: OAuth2) -> str:
         """A valid access token for ``auth``, fetched with ``client`` (a FastHttpSession)."""
@@ -55,7 +55,7 @@ class TokenCache:
         """Drop the token (an API refused it): the next call fetches a new one."""
         self._tokens.pop((auth.token_url, auth.client_id, auth.scope), None)
 
-    def _fetch(self, client: Any, auth: OAuth2) -> _Token:
+    def _fetch(self, client: Any, auth: OAuth2) -> Token:
         form = {
             "grant_type": "client_credentials",
             "client_id": auth.client_id,
@@ -74,7 +74,7 @@ class TokenCache:
             },
             catch_response=True,
         ) as answer:
-            token = _parse(answer.status_code, answer.content)
+            token = parse_token_answer(answer.status_code, answer.content, time.monotonic())
             if token is None:
                 answer.failure(f"token endpoint answered {answer.status_code or 'nothing'}")
                 raise TokenUnavailable
@@ -82,7 +82,8 @@ class TokenCache:
             return token
 
 
-def _parse(status: int, body: bytes | None) -> _Token | None:
+def parse_token_answer(status: int, body: bytes | None, now: float) -> Token | None:
+    """The token and when to refresh it (``now`` + lifetime - margin), or None if unusable."""
     if status != 200 or not body:
         return None
     try:
@@ -94,4 +95,4 @@ def _parse(status: int, body: bytes | None) -> _Token | None:
     if not isinstance(value, str) or not value or lifetime <= 0:
         return None
     margin = min(REFRESH_MARGIN_S, lifetime / 10)
-    return _Token(value, time.monotonic() + lifetime - margin)
+    return Token(value, now + lifetime - margin)

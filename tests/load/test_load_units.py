@@ -266,3 +266,35 @@ def test_templates_fill_synthetic_values() -> None:
 def test_bad_templates_are_named(text: str, message: str) -> None:
     with pytest.raises(LoadConfigError, match=message):
         parse_template(text, "path")
+
+
+# --- OAuth2 token answers ---
+
+
+def test_token_lifetime_and_refresh_margin() -> None:
+    from loadtests.oauth import parse_token_answer
+
+    token = parse_token_answer(200, b'{"access_token": "abc", "expires_in": 3600}', now=100.0)
+    assert token is not None and token.value == "abc"
+    assert token.refresh_at == 100.0 + 3600 - 30  # refreshed 30 s before it expires
+    short = parse_token_answer(200, b'{"access_token": "abc", "expires_in": 60}', now=0.0)
+    assert short is not None and short.refresh_at == 54.0  # or at 90 % of a short life
+    default = parse_token_answer(200, b'{"access_token": "abc"}', now=0.0)
+    assert default is not None and default.refresh_at == 270.0  # 300 s assumed
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (401, b'{"error": "invalid_client"}'),
+        (200, b"not json"),
+        (200, b'{"token": "abc"}'),
+        (200, b'{"access_token": ""}'),
+        (200, b'{"access_token": "abc", "expires_in": 0}'),
+        (200, None),
+    ],
+)
+def test_unusable_token_answers(status: int, body: bytes | None) -> None:
+    from loadtests.oauth import parse_token_answer
+
+    assert parse_token_answer(status, body, now=0.0) is None
