@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import ssl
 import sys
 from pathlib import Path
@@ -27,10 +28,21 @@ rolls agents up into group availability. One listener serves:
 Set {TOKEN_ENV} to require 'Authorization: Bearer <token>' on everything but /healthz.
 SIGHUP reloads the inventory; a bad file is reported and the running one kept.
 
+With --mqtt the monitor also publishes retained agent and group states, its events (QoS 1) and
+its presence (last will: offline) under agentha/v1/<monitor-id>/ (docs/mqtt.md). The broker's
+username and password come from AGENTHA_MQTT_USERNAME and AGENTHA_MQTT_PASSWORD only.
+With --peers it follows other monitors through the broker and serves a consensus view (an agent
+is down only when a majority of live vantage points see it down) in the snapshot and /metrics.
+With --shard K/N it probes only its share of the inventory (rendezvous hashing on agent ids).
+
 examples:
   agentha monitor -c inventory.yaml
   agentha monitor -c inventory.yaml --listen 127.0.0.1:9800 --status-interval 10
   curl -s http://{DEFAULT_LISTEN}/api/v1/snapshot | jq '.groups'
+  agentha monitor -c inventory.yaml --mqtt mqtts://broker.example.com --mqtt-ca ca.pem \\
+      --monitor-id dc1 --peers dc2,dc3
+  agentha monitor -c inventory.yaml --mqtt mqtt://127.0.0.1:1883 --mqtt-insecure \\
+      --monitor-id shard-1 --shard 1/2 --peers shard-2
 """
 
 
@@ -87,6 +99,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     timing.add_argument(
         "--concurrency", type=_count, default=512, help="probes in flight at most (default 512)"
     )
+    mqtt = parser.add_argument_group("MQTT, peers and sharding")
+    mqtt.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="publish to this broker: mqtts://HOST[:PORT] (default port 8883)",
+    )
+    mqtt.add_argument(
+        "--mqtt-insecure",
+        action="store_true",
+        help="allow a plain mqtt:// broker URL (unencrypted; for loopback and tests)",
+    )
+    mqtt.add_argument(
+        "--mqtt-ca",
+        type=Path,
+        metavar="FILE",
+        help="CA bundle (PEM) that signs the broker's certificate (default: the system's)",
+    )
+    mqtt.add_argument(
+        "--mqtt-buffer",
+        type=_count,
+        default=1000,
+        metavar="N",
+        help="events kept for delivery while the broker is away (default 1000)",
+    )
+    mqtt.add_argument(
+        "--monitor-id",
+        metavar="ID",
+        help="this monitor's name in topics and among peers (default: the host name)",
+    )
+    mqtt.add_argument(
+        "--peers",
+        metavar="ID,ID",
+        help="ids of the other monitors to agree with through the broker",
+    )
+    mqtt.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="probe only shard K of N of the inventory (for example 1/3)",
+    )
     logs = parser.add_argument_group("logging")
     logs.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     logs.add_argument("--log-format", default="text", choices=["text", "json"])
@@ -121,6 +172,39 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def mqtt_options(args: argparse.Namespace):
+    """The MQTT settings and shard the flags ask for: ``(MqttSettings | None, Shard | None)``."""
+    from monitor.mqtt import MqttConfigError, mqtt_settings
+    from monitor.shard import parse_shard
+
+    shard = None
+    if args.shard is not None:
+        try:
+            shard = parse_shard(args.shard)
+        except ValueError as exc:
+            raise CommandError(f"--shard: {exc}") from None
+    if args.mqtt is None:
+        for flag, value in (("--peers", args.peers), ("--mqtt-ca", args.mqtt_ca)):
+            if value:
+                raise CommandError(f"{flag} needs --mqtt (peers are followed through the broker)")
+        return None, shard
+    peers = tuple(p.strip() for p in (args.peers or "").split(",") if p.strip())
+    monitor_id = args.monitor_id or socket.gethostname().split(".")[0]
+    try:
+        settings = mqtt_settings(
+            args.mqtt,
+            monitor_id,
+            insecure=args.mqtt_insecure,
+            ca_file=args.mqtt_ca,
+            buffer=args.mqtt_buffer,
+            peers=peers,
+            shard=str(shard) if shard else None,
+        )
+    except MqttConfigError as exc:
+        raise CommandError(f"--mqtt: {exc}") from None
+    return settings, shard
+
+
 def run(args: argparse.Namespace) -> int:
     # Imported here so that `agentha --help` and other commands start fast.
     from monitor.errors import InventoryError
@@ -142,6 +226,7 @@ def run(args: argparse.Namespace) -> int:
                 f"--tls-cert/--tls-key: cannot load: {exc.strerror or exc}"
             ) from None
     token = os.environ.get(TOKEN_ENV) or None
+    mqtt, shard = mqtt_options(args)
     settings = MonitorSettings(
         timings={
             "status": ProbeTiming(args.status_interval, args.status_timeout, args.fast_interval),
@@ -170,6 +255,8 @@ def run(args: argparse.Namespace) -> int:
                 settings,
                 filters=filters,
                 on_ready=ready,
+                mqtt=mqtt,
+                shard=shard,
             )
         )
     except InventoryError as exc:

@@ -7,7 +7,8 @@ agent names from the inventory, and enumerated states; never URLs, error text or
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -22,6 +23,9 @@ from monitor.ledger import ProbeLedger
 from monitor.probes import PlaintextDetails, PortVerdict, Reason, StatusDetails, TlsDetails
 from monitor.scheduler import LAG_BUCKETS, Scheduler
 from monitor.state import AgentState, GroupStatus, StateStore
+
+if TYPE_CHECKING:
+    from monitor.mqtt import Publisher
 
 PREFIX = "agentha"
 AGENT_LABELS = ("environment", "group", "agent")
@@ -304,3 +308,75 @@ def _probe_metrics(ledger: ProbeLedger, agent_ids: list[str]) -> Iterator[Metric
     for probe, histogram in ledger.durations.items():
         durations.add_metric([probe], histogram.cumulative(), histogram.total)
     yield durations
+
+
+class MqttCollector(Collector):
+    """The MQTT publisher's connection and delivery counts, peers and the consensus view."""
+
+    def __init__(
+        self, publisher: Publisher, consensus: Callable[[], Mapping[str, Any] | None]
+    ) -> None:
+        self._publisher = publisher
+        self._consensus = consensus
+
+    def collect(self) -> Iterator[Metric]:
+        publisher = self._publisher
+        yield GaugeMetricFamily(
+            f"{PREFIX}_mqtt_connected",
+            "1 while the monitor is connected to its MQTT broker.",
+            value=float(publisher.connected),
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_mqtt_events_published",
+            "Events delivered to the MQTT broker (acknowledged at QoS 1).",
+            value=publisher.published,
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_mqtt_events_dropped",
+            "Events never delivered to MQTT because the outage buffer overflowed.",
+            value=publisher.dropped,
+        )
+        view = self._consensus()
+        if view is None:
+            return
+        peer_up = GaugeMetricFamily(
+            f"{PREFIX}_peer_up",
+            "1 when the monitor (a vantage point) is online, by its last presence message.",
+            labels=("monitor",),
+        )
+        cut_off = GaugeMetricFamily(
+            f"{PREFIX}_peer_cut_off",
+            "1 when an online monitor reaches none of its agents (left out of the quorum).",
+            labels=("monitor",),
+        )
+        for monitor_id, point in view["vantage_points"].items():
+            peer_up.add_metric([monitor_id], float(point["online"]))
+            cut_off.add_metric([monitor_id], float(point["cut_off"]))
+        yield from (peer_up, cut_off)
+        state = GaugeMetricFamily(
+            f"{PREFIX}_consensus_agent_state",
+            "The agent's consensus state over all live vantage points, 1 for the current one.",
+            labels=(*AGENT_LABELS, "state"),
+        )
+        voters = GaugeMetricFamily(
+            f"{PREFIX}_consensus_agent_voters",
+            "Vantage points whose view of the agent counts in its consensus state.",
+            labels=AGENT_LABELS,
+        )
+        for agent_id, entry in view["agents"].items():
+            labels = _agent_labels(agent_id)
+            for value in AgentState:
+                state.add_metric([*labels, value.value], float(entry["state"] == value.value))
+            voters.add_metric(labels, len(entry["votes"]))
+        yield from (state, voters)
+        status = GaugeMetricFamily(
+            f"{PREFIX}_consensus_group_status",
+            "The group's status from the agents' consensus states, 1 for the current one.",
+            labels=(*GROUP_LABELS, "status"),
+        )
+        for group_id, entry in view["groups"].items():
+            for value in GroupStatus:
+                status.add_metric(
+                    [*_group_labels(group_id), value.value], float(entry["status"] == value.value)
+                )
+        yield status

@@ -22,11 +22,14 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 
 from monitor.api import create_app
-from monitor.collector import MonitorCollector
+from monitor.collector import MonitorCollector, MqttCollector
+from monitor.consensus import consensus
 from monitor.errors import InventoryError
 from monitor.inventory import Inventory, load_inventory
 from monitor.logs import QuietProduction, RedactSecrets
+from monitor.mqtt import MqttSettings, Publisher
 from monitor.service import Monitor, MonitorSettings
+from monitor.shard import Shard, shard_inventory
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +81,16 @@ class MonitorServer:
         *,
         filters: tuple[RedactSecrets, QuietProduction] | None = None,
         environ: Mapping[str, str] | None = None,
+        mqtt: MqttSettings | None = None,
+        shard: Shard | None = None,
     ) -> None:
-        self.monitor = Monitor(inventory, settings)
+        self.shard = shard
+        self.inventory = inventory  # the whole inventory; the monitor probes its shard of it
+        self.monitor = Monitor(self._own_part(inventory), settings)
+        self.publisher = (
+            Publisher(mqtt, self.monitor.store, version=VERSION) if mqtt is not None else None
+        )
+        self._publishing: asyncio.Task[None] | None = None
         self.listen = listen
         self.reloads = ReloadCollector()
         self._filters = filters
@@ -96,9 +107,9 @@ class MonitorServer:
             MonitorCollector(monitor.store, monitor.scheduler, VERSION, ledger=monitor.ledger)
         )
         registry.register(self.reloads)
-        app = create_app(
-            monitor.store, registry, token=self.listen.token, snapshot=monitor.snapshot
-        )
+        if self.publisher is not None:
+            registry.register(MqttCollector(self.publisher, self.consensus))
+        app = create_app(monitor.store, registry, token=self.listen.token, snapshot=self.snapshot)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(
@@ -108,9 +119,16 @@ class MonitorServer:
         port = self._runner.addresses[0][1]
         self.url = Listen(self.listen.host, port, self.listen.ssl_context).url
         self._task = asyncio.create_task(monitor.run())
+        if self.publisher is not None:
+            self._publishing = asyncio.create_task(self.publisher.run())
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
+        if self.publisher is not None and self._publishing is not None:
+            # Time to say offline on the presence topic; a dead broker must not hold us up.
+            self.publisher.stop()
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._publishing, 3.0)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -127,11 +145,40 @@ class MonitorServer:
             for problem in exc.problems:
                 log.error("reload refused, keeping the running inventory: %s", problem)
             return False
-        self.monitor.reload(inventory)
+        self.inventory = inventory
+        self.monitor.reload(self._own_part(inventory))
         self._apply_filters()
         self.reloads.success, self.reloads.last_success = 1.0, time.time()
         log.info("inventory reloaded: %s", inventory.summary())
         return True
+
+    def _own_part(self, inventory: Inventory) -> Inventory:
+        return inventory if self.shard is None else shard_inventory(inventory, self.shard)
+
+    def consensus(self) -> dict[str, object] | None:
+        """The consensus view over the whole inventory, when there are peers to agree with."""
+        publisher = self.publisher
+        if publisher is None or not publisher.settings.peers:
+            return None
+        groups = {
+            g.id: (g.min_healthy, tuple(a.id for a in g.agents))
+            for _e, g in self.inventory.groups()
+        }
+        return consensus(
+            publisher.settings.monitor_id,
+            self.monitor.store,
+            publisher.peers,
+            groups,
+            shard=publisher.settings.shard,
+        )
+
+    def snapshot(self) -> dict[str, object]:
+        """The monitor's snapshot, with ``consensus`` when there are peers."""
+        snap = self.monitor.snapshot()
+        view = self.consensus()
+        if view is not None:
+            snap["consensus"] = view
+        return snap
 
     def _apply_filters(self) -> None:
         if self._filters is not None:
@@ -147,12 +194,16 @@ async def serve(
     *,
     filters: tuple[RedactSecrets, QuietProduction] | None = None,
     on_ready: Callable[[MonitorServer], None] | None = None,
+    mqtt: MqttSettings | None = None,
+    shard: Shard | None = None,
 ) -> None:
     """Run until SIGTERM or SIGINT; SIGHUP reloads ``inventory_path``."""
     inventory = load_inventory(inventory_path)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    async with MonitorServer(inventory, listen, settings, filters=filters) as server:
+    async with MonitorServer(
+        inventory, listen, settings, filters=filters, mqtt=mqtt, shard=shard
+    ) as server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, server.reload, inventory_path)
