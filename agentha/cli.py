@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "agentha.cmd_monitor",
     "agentha.cmd_sim",
     "agentha.cmd_demo",
+    "agentha.cmd_load",
+    "agentha.cmd_lb",
 )
 
 EXIT_OK = 0

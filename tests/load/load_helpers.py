@@ -11,23 +11,12 @@ from pathlib import Path
 
 from loadtests.timeline import read_timeline, total_of, totals
 
-# Run the command line with the load commands registered, whether or not agentha.cli lists
-# them yet (they are added to COMMAND_MODULES by hand).
-_RUN_CLI = """\
-import sys
-import agentha.cli as cli
-for name in ("agentha.cmd_load", "agentha.cmd_lb"):
-    if name not in cli.COMMAND_MODULES:
-        cli.COMMAND_MODULES += (name,)
-sys.exit(cli.main(sys.argv[1:]))
-"""
-
 
 def agentha(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", _RUN_CLI, *args],
+        [sys.executable, "-m", "agentha", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
