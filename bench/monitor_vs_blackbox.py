@@ -143,18 +143,18 @@ async def measure(
 ) -> dict[str, float]:
     driver = Driver(blackbox_url, fleet, args.interval)
     driving = asyncio.create_task(driver.run())
-    trees = {"monitor": monitor.proc.pid, "blackbox": blackbox.pid, "fleet": fleet.proc.pid,
-             "driver": os.getpid()}
+    trees = {"monitor": monitor.proc.pid, "blackbox": blackbox.pid, "fleet": fleet.proc.pid}
+    driver_pid = {"driver": os.getpid()}
     names = {"agentha_probe_runs_total", "agentha_probe_failures_total"}
     try:
         print(f"   first minute ({args.warmup:g} s)...", file=sys.stderr)
         await asyncio.sleep(args.warmup)
         before = promtext.parse(await asyncio.to_thread(monitor.metrics), names, "none")
         answered, succeeded, errors = driver.answered, driver.succeeded, driver.errors
-        start = procstat.read_cpu(trees, time.monotonic())
+        start = procstat.read_cpu(trees, time.monotonic(), driver_pid)
         print(f"   measuring {args.window:g} s", file=sys.stderr)
         await asyncio.sleep(args.window)
-        end = procstat.read_cpu(trees, time.monotonic())
+        end = procstat.read_cpu(trees, time.monotonic(), driver_pid)
         answered, succeeded, errors = (driver.answered - answered,
                                        driver.succeeded - succeeded, driver.errors - errors)
         after = promtext.parse(await asyncio.to_thread(monitor.metrics), names, "none")

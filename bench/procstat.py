@@ -83,9 +83,14 @@ class CpuReading:
         return (self.machine_busy - earlier.machine_busy) / (self.at - earlier.at)
 
 
-def read_cpu(trees: dict[str, int], at: float) -> CpuReading:
-    """CPU seconds of each named process tree (root pid) and of the machine."""
+def read_cpu(
+    trees: dict[str, int], at: float, alone: dict[str, int] | None = None
+) -> CpuReading:
+    """CPU seconds of each named process tree (root pid), of each process in ``alone``
+    (without its descendants: the benchmark itself, whose children are measured apart),
+    and of the machine."""
     processes = {
         name: sum(cpu_seconds(pid) for pid in tree_pids(root)) for name, root in trees.items()
     }
+    processes.update({name: cpu_seconds(pid) for name, pid in (alone or {}).items()})
     return CpuReading(at, processes, machine_busy_seconds()[0])
