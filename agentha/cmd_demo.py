@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shlex
 import signal
@@ -46,15 +47,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help=f"folder for the fleet's files: fleet.json, ca.pem... (default ./{DEFAULT_DIR})",
     )
+    parser.add_argument(
+        "--mqtt",
+        action="store_true",
+        help="also start a local Mosquitto on a free loopback port and publish to it "
+        "(needs the Debian package 'mosquitto')",
+    )
     cmd_sim.add_fleet_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     host, port = parse_listen(args.listen)
+    if args.mqtt:
+        from monitor.mqtt_broker import find_mosquitto
+
+        if find_mosquitto() is None:
+            raise CommandError("--mqtt: mosquitto is not installed (Debian package 'mosquitto')")
     try:
         spec = fleetsim.load_demo()
-        asyncio.run(_demo(cmd_sim.options(args, spec, args.dir), host, port))
+        asyncio.run(_demo(cmd_sim.options(args, spec, args.dir), host, port, mqtt=args.mqtt))
     except fleetsim.FleetError as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:
@@ -62,8 +74,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _demo(opts: fleetsim.SimOptions, host: str, port: int) -> None:
+async def _demo(opts: fleetsim.SimOptions, host: str, port: int, *, mqtt: bool = False) -> None:
     from monitor.logs import setup_logging
+    from monitor.mqtt import mqtt_settings
+    from monitor.mqtt_broker import LocalMosquitto
     from monitor.serve import Listen, MonitorServer
     from monitor.service import DEFAULT_TIMINGS, MonitorSettings, ProbeTiming
 
@@ -73,18 +87,34 @@ async def _demo(opts: fleetsim.SimOptions, host: str, port: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     # Audits every minute instead of every five, so the planted findings show up soon.
     timings = {**DEFAULT_TIMINGS, "tls": ProbeTiming(60, 10), "plaintext": ProbeTiming(60, 10)}
-    async with fleetsim.running_fleet(opts) as fleet:
+    async with contextlib.AsyncExitStack() as stack:
+        fleet = await stack.enter_async_context(fleetsim.running_fleet(opts))
         # The monitor reads secrets from the environment, as everywhere: the fleet's generated
         # ones are put there for this process only.
         os.environ.update(read_env_file(fleet.files["secrets.env"]))
         inventory = _load(fleet.files["inventory.yaml"])
         filters = setup_logging("info")
-        async with MonitorServer(
-            inventory, Listen(host, port), MonitorSettings(timings=timings), filters=filters
-        ) as server:
-            announce(fleet, server.url)
-            await stop.wait()
-            print("agentha: stopping the monitor and the fleet", file=sys.stderr)
+        publish = None
+        if mqtt:
+            # Plain MQTT is acceptable here only because the broker listens on loopback alone.
+            broker = stack.enter_context(
+                LocalMosquitto(fleet.files["inventory.yaml"].parent / "mosquitto")
+            )
+            publish = mqtt_settings(broker.url, "demo", insecure=True, environ={})
+        server = await stack.enter_async_context(
+            MonitorServer(
+                inventory,
+                Listen(host, port),
+                MonitorSettings(timings=timings),
+                filters=filters,
+                mqtt=publish,
+            )
+        )
+        announce(fleet, server.url)
+        if publish is not None:
+            print(f"MQTT broker: {publish.url}  topics: agentha/v1/demo/#", flush=True)
+        await stop.wait()
+        print("agentha: stopping the monitor and the fleet", file=sys.stderr)
 
 
 def _load(path: Path) -> Inventory:

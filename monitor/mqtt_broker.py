@@ -6,6 +6,7 @@ loopback demos) and optionally on a TLS port with a password file, and is stoppe
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import signal
 import socket
@@ -53,6 +54,9 @@ class LocalMosquitto:
         self.config = folder / "mosquitto.conf"
         self.log = folder / "mosquitto.log"
         lines = [
+            # Run as whoever started us: as root Mosquitto would switch to a user that cannot
+            # read our private folder.
+            f"user {getpass.getuser()}",
             "per_listener_settings true",
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
@@ -82,8 +86,12 @@ class LocalMosquitto:
 
     def start(self) -> None:
         with self.log.open("ab") as log:
+            # Its own session: a Ctrl-C meant for us must not kill it before we say offline.
             self._proc = subprocess.Popen(
-                [self.binary, "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT
+                [self.binary, "-c", str(self.config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + START_TIMEOUT_S
         for port in (self.port, self.tls_port):
