@@ -103,7 +103,8 @@ class AgentTable(ScrollView, can_focus=True):
     # -- data --------------------------------------------------------------------------------
 
     def set_rows(
-        self, rows: list[AgentRow], sort_key: str, reverse: bool, scope: str = ""
+        self, rows: list[AgentRow], sort_key: str, reverse: bool, scope: str = "",
+        longest_id: int = 20,
     ) -> None:
         """Show ``rows``; the cursor stays on the same agent when it is still there.
 
@@ -112,7 +113,7 @@ class AgentTable(ScrollView, can_focus=True):
         current = self.current_id
         self.rows, self.sort_key, self.reverse = rows, sort_key, reverse
         self._strip = len(scope) + 1 if scope else 0
-        longest = max((len(r.id) for r in rows), default=0) - self._strip
+        longest = longest_id - self._strip
         self._agent_width = max(8, min(MAX_AGENT_WIDTH, longest))
         self._size_to_rows()
         if current is not None:

@@ -50,19 +50,24 @@ class EventLog(ScrollView):
         self.model = model
         self._shown = -1
         self._base = Style()
+        self.following = True
 
     def update_events(self) -> None:
         """Redraw if the model has changed; stay at the bottom if we were there."""
         if self.model.events_added == self._shown:
             return
         self._shown = self.model.events_added
-        following = self.scroll_y >= self.max_scroll_y
         size = Size(self.size.width, len(self.model.events))
         if size != self.virtual_size:
             self.virtual_size = size
-        if following:
-            self.scroll_end(animate=False, immediate=True)
+        if self.following:
+            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
         self.refresh()
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        # Scrolled up to read: stop following; back at the bottom: follow again.
+        self.following = round(new) >= self.max_scroll_y
 
     def render_lines(self, crop: Region) -> list[Strip]:
         self._base = self.rich_style  # once per redraw: the lookup is not cheap

@@ -11,6 +11,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from typing import Any
 
 STATES = ("up", "degraded", "paused", "down", "unknown")
@@ -34,6 +35,7 @@ class AgentRow:
     group: str  # group id, ENV/GROUP
     name: str
     state: str = "unknown"
+    severity: int = SEVERITY["unknown"]  # of the state, kept beside it: the default sort key
     reason: str = ""
     since: float | None = None
     findings: tuple[str, ...] = ()
@@ -103,6 +105,8 @@ class FleetModel:
         self.loaded = False
         self.last_update: float | None = None  # our clock, when data last arrived
         self._rows_cache: tuple[tuple[int, Query], list[AgentRow]] | None = None
+        self._by_id_cache: tuple[int, list[AgentRow]] | None = None
+        self._longest_id = 0
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -131,6 +135,7 @@ class FleetModel:
         if kind == "agent" and target in self.agents:
             row = self.agents[target]
             row.state, row.reason, row.since = event["new"], event["reason"], event["time"]
+            row.severity = SEVERITY.get(row.state, 2)
             group = self.groups.get(row.group)
             if group is not None:
                 group.healthy = sum(
@@ -170,6 +175,7 @@ class FleetModel:
             group, _, name = aid.rpartition("/")
             row = AgentRow(id=aid, env=group.split("/", 1)[0], group=group, name=name)
         row.state = str(data.get("state", "unknown"))
+        row.severity = SEVERITY.get(row.state, 2)
         row.reason = str(data.get("reason", ""))
         row.since = data.get("since")
         row.findings = tuple(data.get("findings") or ())
@@ -196,12 +202,30 @@ class FleetModel:
         if self._rows_cache is not None and self._rows_cache[0] == key:
             return self._rows_cache[1]
         rows = self._select(query)
-        rows.sort(key=self._sort_key(query.sort), reverse=query.reverse)
+        if query.sort == "state":
+            # The rows come in id order and the sort is stable: one number per row is enough.
+            rows.sort(key=attrgetter("severity"))
+            if query.reverse:
+                rows.reverse()
+        else:
+            rows.sort(key=self._sort_key(query.sort), reverse=query.reverse)
         self._rows_cache = (key, rows)
         return rows
 
+    def _by_id(self) -> list[AgentRow]:
+        if self._by_id_cache is None or self._by_id_cache[0] != self.topology_version:
+            ordered = sorted(self.agents.values(), key=attrgetter("id"))
+            self._by_id_cache = (self.topology_version, ordered)
+            self._longest_id = max((len(row.id) for row in ordered), default=0)
+        return self._by_id_cache[1]
+
+    def longest_id(self) -> int:
+        """Characters in the longest agent id (for the table's column width)."""
+        self._by_id()
+        return self._longest_id
+
     def _select(self, query: Query) -> list[AgentRow]:
-        rows: Iterable[AgentRow] = self.agents.values()
+        rows: Iterable[AgentRow] = self._by_id()
         if query.scope:
             scope = query.scope
             if "/" in scope:
@@ -222,7 +246,6 @@ class FleetModel:
         now = self.clock()
         missing = float("inf")  # unmeasured values sort last
         keys: dict[str, Callable[[AgentRow], Any]] = {
-            "state": lambda r: (SEVERITY.get(r.state, 2), r.id),
             "agent": lambda r: r.id,
             "age": lambda r: (now - r.probed if r.probed is not None else missing, r.id),
             "latency": lambda r: (r.latency if r.latency is not None else missing, r.id),
