@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadtests.errors import LoadConfigError
-from loadtests.payloads import BodyTemplate, Template, parse_body, parse_template
 from monitor.errors import InventoryError
 from monitor.inventory import Group, Inventory, load_inventory
+from monitor.payloads import BodyTemplate, Template, parse_body, parse_template
 from monitor.secrets import Secret
 
 # The label of OAuth2 token fetches in Locust's statistics and the timeline.

@@ -17,11 +17,12 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from monitor.payloads import TemplateError, parse_body, parse_template
 from monitor.problems import Loc, loc_to_path
 
 if TYPE_CHECKING:
     from monitor.inventory import Agent, Environment, Group
-    from monitor.inventory_file import InventoryFile
+    from monitor.inventory_file import ApiCheck, InventoryFile
 
 LineOf = Callable[[Loc], "int | None"]
 
@@ -271,6 +272,8 @@ def _group_rules(env: Environment, loc: Loc, group: Group) -> list[Issue]:
                 finding=True,
             )
         )
+    for c, check in enumerate(group.api_checks):
+        issues += _placeholder_issues((*loc, "api_checks", c), check)
     if urlsplit(group.entrypoint).scheme == "http":
         if group.allow_plaintext:
             issues.append(
@@ -301,6 +304,22 @@ def _group_rules(env: Environment, loc: Loc, group: Group) -> list[Issue]:
                     "the group's defaults, for a lab)",
                 )
             )
+    return issues
+
+
+def _placeholder_issues(loc: Loc, check: ApiCheck) -> list[Issue]:
+    """Placeholders ({int:1-50}, {uuid}...) in a check's path and body must be ones we fill."""
+    issues = []
+    for field, parse, value in (
+        ("path", parse_template, check.path),
+        ("body", parse_body, check.body),
+    ):
+        if value is None:
+            continue
+        try:
+            parse(value, field)
+        except TemplateError as exc:
+            issues.append(Issue("bad-placeholder", (*loc, field), str(exc).split(": ", 1)[1]))
     return issues
 
 

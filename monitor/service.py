@@ -29,7 +29,7 @@ from monitor.probes.target import ApiCheckTarget
 from monitor.scheduler import Job, Scheduler
 from monitor.secrets import Secret
 from monitor.state import GroupSpec, Liveness, StateStore
-from monitor.targets import agent_target, check_target
+from monitor.targets import agent_target, check_filler, check_target
 
 log = logging.getLogger(__name__)
 
@@ -198,13 +198,14 @@ class Monitor:
     def _runner(self, probe: str, target: Target) -> Callable[[], Awaitable[bool]]:
         prober = PROBERS[probe]
         timeout = self.settings.timings[probe].timeout
+        fill = check_filler(target) if isinstance(target, ApiCheckTarget) else None
 
         async def run() -> bool:
             session = self._sessions[target.id]
             if probe == "status":
                 await self._stop_watching(target.id)
             deadline = asyncio.get_running_loop().time() + timeout
-            result = await prober(target, session, deadline)
+            result = await prober(fill() if fill else target, session, deadline)
             self.record(result)
             if probe == "status":
                 self._watch(target.id, session)

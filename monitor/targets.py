@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import random
+from collections.abc import Callable
 from typing import Literal, cast
 from urllib.parse import urlsplit
 
 from monitor.inventory import Agent, ApiCheck, Group, TlsPolicy
+from monitor.payloads import parse_body, parse_template
 from monitor.probes import ProbeTarget
 from monitor.probes.target import (
     ApiCheckTarget,
@@ -68,3 +72,22 @@ def check_target(group: Group, check: ApiCheck) -> ApiCheckTarget:
 
 def _ca(tls: TlsPolicy | None) -> str | None:
     return str(tls.ca_bundle) if tls is not None and tls.ca_bundle else None
+
+
+def check_filler(target: ApiCheckTarget) -> Callable[[], ApiCheckTarget] | None:
+    """Fills the check's placeholders ({int:1-50}, {uuid}...) afresh for every call, as the
+    load runs do; None when there are none. The inventory has validated them already."""
+    path = parse_template(target.path, "path")
+    body = parse_body(target.body, "body") if target.body is not None else None
+    if path.is_constant and (body is None or body.is_constant):
+        return None
+    rng = random.Random()  # noqa: S311 - synthetic test data, not a secret
+
+    def fill() -> ApiCheckTarget:
+        return dataclasses.replace(
+            target,
+            path=path.render(rng),
+            body=body.render(rng) if body is not None else None,
+        )
+
+    return fill

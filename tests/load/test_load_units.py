@@ -11,10 +11,10 @@ import pytest
 
 from loadtests.errors import LoadConfigError
 from loadtests.latency import Histogram, bucket
-from loadtests.payloads import parse_body, parse_template
 from loadtests.shapes import SHAPES, parse_duration, parse_shape
 from loadtests.thresholds import evaluate, parse_threshold
 from loadtests.timeline import Second, Tally, TimelineRecorder, TimelineWriter, read_timeline
+from monitor.payloads import TemplateError, parse_body, parse_template
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -264,7 +264,7 @@ def test_templates_fill_synthetic_values() -> None:
     ],
 )
 def test_bad_templates_are_named(text: str, message: str) -> None:
-    with pytest.raises(LoadConfigError, match=message):
+    with pytest.raises(TemplateError, match=message):
         parse_template(text, "path")
 
 

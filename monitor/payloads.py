@@ -4,7 +4,7 @@
 ``{hex}`` and ``{name}`` (``synthetic-`` and 6 hex digits). ``{{`` and ``}}`` are literal
 braces. In a body, a string that is exactly one ``{int...}`` or ``{seq}`` placeholder becomes
 a JSON number. Values are generated, never taken from real people: load tests must not carry
-personal data.
+personal data. The monitor's API checks and the load runs fill them the same way.
 """
 
 from __future__ import annotations
@@ -17,7 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from loadtests.errors import LoadConfigError
+from monitor.errors import MonitorError
+
+
+class TemplateError(MonitorError):
+    """A placeholder that cannot be used; the message names where and what is expected."""
+
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([a-z]+)(?::(\d+)-(\d+))?\}|[{}]")
 _counter = itertools.count(1)
@@ -71,16 +76,16 @@ def parse_template(text: str, where: str) -> Template:
             continue
         name = match.group(1)
         if name is None:
-            raise LoadConfigError(f"{where}: unmatched {token!r}; write {token * 2} for a brace")
+            raise TemplateError(f"{where}: unmatched {token!r}; write {token * 2} for a brace")
         if match.group(2) is not None:
             low, high = int(match.group(2)), int(match.group(3))
             if name != "int" or low > high:
-                raise LoadConfigError(f"{where}: {token} expected {{int:LOW-HIGH}}, LOW <= HIGH")
+                raise TemplateError(f"{where}: {token} expected {{int:LOW-HIGH}}, LOW <= HIGH")
             generator = _int_between(low, high)
         elif name in _SIMPLE:
             generator = _SIMPLE[name]
         else:
-            raise LoadConfigError(
+            raise TemplateError(
                 f"{where}: unknown placeholder {token}; expected one of "
                 "{uuid} {int} {int:A-B} {seq} {hex} {name}"
             )
@@ -99,6 +104,10 @@ class BodyTemplate:
     """A JSON body whose strings (at any depth) may hold placeholders."""
 
     shape: Any
+
+    @property
+    def is_constant(self) -> bool:
+        return not _has_template(self.shape)
 
     def render(self, rng: random.Random) -> Any:
         return _render(self.shape, rng)
@@ -126,3 +135,13 @@ def _render(node: Any, rng: random.Random) -> Any:
     if isinstance(node, list):
         return [_render(value, rng) for value in node]
     return node
+
+
+def _has_template(node: Any) -> bool:
+    if isinstance(node, Template):
+        return True
+    if isinstance(node, dict):
+        return any(_has_template(value) for value in node.values())
+    if isinstance(node, list):
+        return any(_has_template(value) for value in node)
+    return False
