@@ -146,7 +146,7 @@ def create_app(fleet: FakeFleet) -> web.Application:
         task.cancel()
 
     app = web.Application()
-    app.router.add_get("/healthz", lambda _r: web.json_response({"status": "ok"}))
+    app.router.add_get("/healthz", _healthz)
     app.router.add_get("/api/v1/snapshot", snapshot)
     app.router.add_get("/api/v1/events", events)
     app.cleanup_ctx.append(start)
@@ -162,6 +162,10 @@ def main() -> None:
     args = parser.parse_args()
     web.run_app(create_app(FakeFleet(args.agents, args.flap)), host="127.0.0.1", port=args.port,
                 print=lambda text: print(text, flush=True), shutdown_timeout=1)
+
+
+async def _healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
 
 
 if __name__ == "__main__":

@@ -135,7 +135,7 @@ class RecordedMonitor:
 
     async def _start(self) -> None:
         app = web.Application()
-        app.router.add_get("/healthz", lambda _r: web.json_response({"status": "ok"}))
+        app.router.add_get("/healthz", _healthz)
         app.router.add_get("/api/v1/snapshot", self._snapshot)
         app.router.add_get("/api/v1/events", self._events)
         app.on_shutdown.append(self._close_streams)
@@ -170,3 +170,7 @@ class RecordedMonitor:
     async def _close_streams(self, _app: web.Application) -> None:
         for task in self._streams:
             task.cancel()
+
+
+async def _healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
