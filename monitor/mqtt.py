@@ -243,8 +243,10 @@ class Publisher:
     # -- publishing ------------------------------------------------------------------------
 
     async def _publish_loop(self, client: aiomqtt.Client) -> None:
+        backlog = True  # what piled up while we were not connected: the bounded buffer
         while not self._stopping.is_set():
-            await self._send_events(client)
+            await self._send_events(client, bounded=backlog)
+            backlog = False
             await self._sync_retained(client)
             self._wake.clear()
             waiter = asyncio.create_task(self.store.events.wait(self._sent))
@@ -257,12 +259,14 @@ class Publisher:
                 waiter.cancel()
                 woken.cancel()
 
-    async def _send_events(self, client: aiomqtt.Client) -> None:
+    async def _send_events(self, client: aiomqtt.Client, *, bounded: bool) -> None:
+        """Deliver the events after the last one delivered; ``bounded`` right after a
+        (re)connect, when only the last ``buffer`` events of the outage are kept."""
         pending = self.store.events.since(self._sent)
         if not pending:
             return
         lost = pending[0].seq - self._sent - 1  # already gone from the monitor's event log
-        if len(pending) > self.settings.buffer:
+        if bounded and len(pending) > self.settings.buffer:
             lost += len(pending) - self.settings.buffer
             pending = pending[-self.settings.buffer :]
         if lost > 0:

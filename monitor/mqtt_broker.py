@@ -77,6 +77,11 @@ class LocalMosquitto:
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def database(self) -> Path:
+        """Where a broker with ``persistence`` saves sessions and retained messages."""
+        return self.folder / "mosquitto.db"
+
+    @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 

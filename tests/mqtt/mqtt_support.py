@@ -167,3 +167,20 @@ def make_pki(folder: Path) -> BrokerPki:
         )
     )
     return pki
+
+
+AGENT_FIELDS = ("state", "reason", "since", "findings")
+GROUP_FIELDS = ("status", "reason", "since", "healthy", "required", "total", "redundancy")
+
+
+def matches_snapshot(retained: dict[str, dict], snapshot: dict, monitor_id: str) -> bool:
+    for agent_id, entry in snapshot["agents"].items():
+        got = retained.get(f"agentha/v1/{monitor_id}/agents/{agent_id}")
+        if got is None or any(got[k] != entry[k] for k in AGENT_FIELDS):
+            return False
+    for group_id, entry in snapshot["groups"].items():
+        got = retained.get(f"agentha/v1/{monitor_id}/groups/{group_id}")
+        if got is None or any(got[k] != entry[k] for k in GROUP_FIELDS):
+            return False
+    expected = len(snapshot["agents"]) + len(snapshot["groups"])
+    return len([t for t in retained if t.startswith(f"agentha/v1/{monitor_id}/")]) == expected

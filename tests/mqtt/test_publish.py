@@ -10,26 +10,11 @@ import pytest
 
 from monitor import mqtt_payloads
 from monitor.mqtt_topics import parse
-from tests.mqtt.mqtt_support import monitor_server, settings, subscribed, until
+from tests.mqtt.mqtt_support import matches_snapshot, monitor_server, settings, subscribed, until
 
 pytestmark = pytest.mark.timeout(60)
 
 AGENT = "test/orders/orders-1"
-AGENT_FIELDS = ("state", "reason", "since", "findings")
-GROUP_FIELDS = ("status", "reason", "since", "healthy", "required", "total", "redundancy")
-
-
-def matches_snapshot(retained: dict[str, dict], snapshot: dict, monitor_id: str) -> bool:
-    for agent_id, entry in snapshot["agents"].items():
-        got = retained.get(f"agentha/v1/{monitor_id}/agents/{agent_id}")
-        if got is None or any(got[k] != entry[k] for k in AGENT_FIELDS):
-            return False
-    for group_id, entry in snapshot["groups"].items():
-        got = retained.get(f"agentha/v1/{monitor_id}/groups/{group_id}")
-        if got is None or any(got[k] != entry[k] for k in GROUP_FIELDS):
-            return False
-    expected = len(snapshot["agents"]) + len(snapshot["groups"])
-    return len([t for t in retained if t.startswith(f"agentha/v1/{monitor_id}/")]) == expected
 
 
 @pytest.mark.asyncio
