@@ -7,6 +7,7 @@ of events becomes one redraw. Keys act on the view at once.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -94,8 +95,9 @@ class DashboardApp(App[None]):
 
     # -- the feed writes here (FeedSink) -------------------------------------------------------
 
-    def feed_snapshot(self, snapshot: Mapping[str, Any]) -> None:
-        self.model.apply_snapshot(snapshot)
+    async def feed_snapshot(self, snapshot: Mapping[str, Any]) -> None:
+        for _ in self.model.snapshot_steps(snapshot):
+            await asyncio.sleep(0)  # a key pressed meanwhile is handled now, not after
         self._schedule()
 
     def feed_event(self, event: Mapping[str, Any]) -> None:

@@ -33,7 +33,7 @@ TIMEOUT = 5.0
 class FeedSink(Protocol):
     """What a feed writes into (the dashboard app)."""
 
-    def feed_snapshot(self, snapshot: Mapping[str, Any]) -> None: ...
+    async def feed_snapshot(self, snapshot: Mapping[str, Any]) -> None: ...
 
     def feed_event(self, event: Mapping[str, Any]) -> None: ...
 
@@ -120,7 +120,7 @@ class HttpFeed:
         gc.disable()
         try:
             snapshot = await client.snapshot()
-            sink.feed_snapshot(snapshot)
+            await sink.feed_snapshot(snapshot)
             if len(snapshot.get("agents") or ()) >= FREEZE_FROM:
                 gc.freeze()
             return snapshot.get("last_event")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from operator import attrgetter
 from typing import Any
@@ -112,18 +112,32 @@ class FleetModel:
 
     def apply_snapshot(self, snap: Mapping[str, Any]) -> None:
         """Take in a whole ``/api/v1/snapshot``; agents and groups it lacks are dropped."""
+        for _ in self.snapshot_steps(snap):
+            pass
+
+    def snapshot_steps(self, snap: Mapping[str, Any], step: int = 1000) -> Iterator[None]:
+        """``apply_snapshot`` in steps of ``step`` agents, so a caller can let keys in between.
+
+        Between steps every agent is whole (old values or new ones); the agent and group
+        tables are swapped in at the end.
+        """
         groups_in = snap.get("groups") or {}
         agents_in = snap.get("agents") or {}
         envs_in = snap.get("environments") or {}
         environments = {name: str(env.get("profile") or "") for name, env in envs_in.items()}
         for gid in groups_in:
             environments.setdefault(gid.split("/", 1)[0], "")
+        agents = {}
+        for index, (aid, data) in enumerate(agents_in.items(), 1):
+            agents[aid] = self._agent(aid, data)
+            if index % step == 0:
+                yield
         topology = (list(environments), list(groups_in), list(agents_in))
         if topology != (list(self.environments), list(self.groups), list(self.agents)):
             self.topology_version += 1
         self.environments = environments
         self.groups = {gid: self._group(gid, data) for gid, data in groups_in.items()}
-        self.agents = {aid: self._agent(aid, data) for aid, data in agents_in.items()}
+        self.agents = agents
         self.loaded = True
         self._changed()
 

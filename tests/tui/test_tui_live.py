@@ -45,8 +45,7 @@ async def test_navigate_tree_table_details_and_help(fleet) -> None:
         app = dashboard(url)
         async with app.run_test(size=(120, 40)) as pilot:
             await until(lambda: settled(app), what="the fleet settled")
-            await pilot.pause(0.2)
-            assert len(shown(app)) == AGENTS
+            await until(lambda: len(shown(app)) == AGENTS, what="the table drawn")
             text = screen_text(app)
             assert "monitors 1/1" in text
             assert "✔ test" in text and "▲ prod" in text  # prod/orders has no spare agent
@@ -95,6 +94,7 @@ async def test_filter_search_and_sort(fleet) -> None:
         app = dashboard(url)
         async with app.run_test(size=(80, 24)) as pilot:
             await until(lambda: settled(app), what="the fleet settled")
+            await until(lambda: len(shown(app)) == AGENTS, what="the table drawn")
             await pilot.press("f")  # problems: everything not up
             assert app.query_state.state == "problems"
             assert sorted(shown(app)) == [

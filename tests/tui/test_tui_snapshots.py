@@ -46,7 +46,9 @@ def dashboard(recorded: RecordedMonitor) -> DashboardApp:
 def loaded(app: DashboardApp, recorded: RecordedMonitor):
     async def wait(pilot) -> None:
         await until(lambda: recorded.all_served and len(app.model.events) > 10, what="data")
-        await pilot.pause(0.3)  # the coalesced redraw
+        await until(lambda: len(app.agent_table.rows) == 8, what="the table drawn")
+        await until(lambda: app.model.events_added == app.event_log._shown, what="the log")
+        await pilot.pause(0.6)  # the last coalesced redraw
 
     return wait
 
