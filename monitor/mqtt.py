@@ -89,7 +89,9 @@ def mqtt_settings(
     env = os.environ if environ is None else environ
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise MqttConfigError(f"{url!r}: expected mqtts://HOST[:PORT] (or mqtt:// with insecure)")
+        raise MqttConfigError(
+            f"{url!r}: expected mqtts://HOST[:PORT] (or mqtt:// with --mqtt-insecure)"
+        )
     if parts.username is not None or parts.password is not None:
         raise MqttConfigError(
             f"{parts.scheme}://{parts.hostname}: credentials do not belong in the URL; "
@@ -101,7 +103,7 @@ def mqtt_settings(
     if not tls and not insecure:
         raise MqttConfigError(
             f"{url!r}: plain mqtt:// sends states and credentials unencrypted; "
-            "use mqtts:// or say insecure explicitly"
+            "use mqtts://, or allow it with --mqtt-insecure on a trusted network"
         )
     if ca_file is not None and not tls:
         raise MqttConfigError("a CA bundle is for mqtts:// only")
