@@ -131,8 +131,10 @@ async def run_trials(
             while todo:
                 await trial(todo.pop())
 
+        done = asyncio.gather(*(worker() for _ in range(args.parallel)))
+        # Read its outcome in any case, so an interrupted run ends without asyncio's warning.
+        done.add_done_callback(lambda f: f.cancelled() or f.exception())
         try:
-            done = asyncio.gather(*(worker() for _ in range(args.parallel)))
             await asyncio.wait([done, follower], return_when=asyncio.FIRST_COMPLETED)
             if follower.done():
                 done.cancel()

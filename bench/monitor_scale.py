@@ -43,8 +43,8 @@ AUDITS_SPREAD_S = 60.0  # the scheduler spreads first runs over min(interval, 60
 
 EPILOG = """\
 examples:
-  .venv/bin/python bench/monitor_scale.py                          # 10,000 agents, ~2 min
-  .venv/bin/python bench/monitor_scale.py --agents 1000 5000 10000 # the full table, ~6 min
+  .venv/bin/python bench/monitor_scale.py                          # 10,000 agents, ~2.5 min
+  .venv/bin/python bench/monitor_scale.py --agents 1000 5000 10000 # the full table, ~7 min
   .venv/bin/python bench/monitor_scale.py --agents 2000 --window 60
 """
 
