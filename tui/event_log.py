@@ -1,8 +1,7 @@
 """The live event log: the latest transitions, newest at the bottom.
 
 It draws straight from the model's bounded event list, so a burst of thousands of events
-costs one redraw of the visible lines, not one widget update per event. It follows the newest
-event unless the operator has scrolled up to read.
+costs one redraw of the visible lines, not one widget update per event.
 """
 
 from __future__ import annotations
@@ -13,9 +12,9 @@ from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
-from textual.geometry import Region, Size
-from textual.scroll_view import ScrollView
+from textual.geometry import Region
 from textual.strip import Strip
+from textual.widget import Widget
 
 from tui import look
 from tui.model import FleetModel
@@ -40,34 +39,20 @@ def event_segments(event: Mapping[str, Any]) -> list[Segment]:
     return segments
 
 
-class EventLog(ScrollView):
-    DEFAULT_CSS = """
-    EventLog { overflow-x: hidden; }
-    """
+class EventLog(Widget):
+    """The newest events that fit, newest at the bottom; an agent's details list its own."""
 
     def __init__(self, model: FleetModel, **kwargs) -> None:
         super().__init__(**kwargs)
         self.model = model
         self._shown = -1
         self._base = Style()
-        self.following = True
 
     def update_events(self) -> None:
-        """Redraw if the model has changed; stay at the bottom if we were there."""
-        if self.model.events_added == self._shown:
-            return
-        self._shown = self.model.events_added
-        size = Size(self.size.width, len(self.model.events))
-        if size != self.virtual_size:
-            self.virtual_size = size
-        if self.following:
-            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
-        self.refresh()
-
-    def watch_scroll_y(self, old: float, new: float) -> None:
-        super().watch_scroll_y(old, new)
-        # Scrolled up to read: stop following; back at the bottom: follow again.
-        self.following = round(new) >= self.max_scroll_y
+        """Redraw if events came in since the last time."""
+        if self.model.events_added != self._shown:
+            self._shown = self.model.events_added
+            self.refresh()
 
     def render_lines(self, crop: Region) -> list[Strip]:
         self._base = self.rich_style  # once per redraw: the lookup is not cheap
@@ -75,8 +60,8 @@ class EventLog(ScrollView):
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
-        index = int(self.scroll_y) + y
         events = self.model.events
-        if index >= len(events):
+        index = len(events) - self.size.height + y
+        if not 0 <= index < len(events):
             return Strip.blank(width, self._base)
         return Strip(event_segments(events[index]), None).crop_extend(0, width, self._base)
