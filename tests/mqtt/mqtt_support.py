@@ -1,4 +1,4 @@
-"""Helpers of the MQTT tests: monitors publishing to a real broker, a subscriber, a test PKI.
+"""Shared pieces of the MQTT tests: monitors publishing to a real broker, a subscriber, a PKI.
 
 Monitors run in the test's event loop on the session's simulated fleet.
 """
