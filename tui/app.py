@@ -30,6 +30,8 @@ from tui.screens import DetailScreen, HelpScreen
 
 REFRESH_DELAY = 0.1  # seconds from new data to redraw: bursts of events become one redraw
 REDRAW_GAP = 0.5  # seconds between redraws for new data at the least (keys redraw at once)
+BUSY_GAP = 1.0  # the same while events pour in: nobody reads faster, the CPU is better spent
+BUSY_RATE = 100.0  # events a second from which the stream counts as pouring
 TICK = 1.0  # ages and the lost-connection banner move on once a second
 
 
@@ -60,6 +62,8 @@ class DashboardApp(App[None]):
         self._ever_online = False
         self._refresh_pending = False
         self._last_redraw = 0.0
+        self._redraw_gap = REDRAW_GAP
+        self._events_since_redraw = 0
 
     def compose(self) -> ComposeResult:
         yield Static(id="summary")
@@ -102,6 +106,7 @@ class DashboardApp(App[None]):
 
     def feed_event(self, event: Mapping[str, Any]) -> None:
         self.model.apply_event(event)
+        self._events_since_redraw += 1
         self._schedule()
 
     def feed_connection(self, online: bool, detail: str) -> None:
@@ -124,7 +129,7 @@ class DashboardApp(App[None]):
     def _schedule(self) -> None:
         if not self._refresh_pending:
             self._refresh_pending = True
-            wait = REDRAW_GAP - (time.monotonic() - self._last_redraw)
+            wait = self._redraw_gap - (time.monotonic() - self._last_redraw)
             self.set_timer(max(REFRESH_DELAY, wait), self.redraw)
 
     def _tick(self) -> None:
@@ -135,7 +140,10 @@ class DashboardApp(App[None]):
     def redraw(self) -> None:
         """Bring every widget up to the model and the query."""
         self._refresh_pending = False
-        self._last_redraw = time.monotonic()
+        now = time.monotonic()
+        rate = self._events_since_redraw / max(now - self._last_redraw, 0.001)
+        self._redraw_gap = BUSY_GAP if rate >= BUSY_RATE else REDRAW_GAP
+        self._last_redraw, self._events_since_redraw = now, 0
         stack = self.screen_stack
         if not stack:  # a timer that fired while the app shuts down
             return
