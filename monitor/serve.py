@@ -127,8 +127,10 @@ class MonitorServer:
         if self.publisher is not None and self._publishing is not None:
             # Time to say offline on the presence topic; a dead broker must not hold us up.
             self.publisher.stop()
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(self._publishing, 3.0)
+            await asyncio.wait([self._publishing], timeout=3.0)
+            self._publishing.cancel()
+            # Bounded: leaving must never hang on the broker.
+            await asyncio.wait([self._publishing], timeout=2.0)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -38,11 +38,15 @@ FAST = MonitorSettings(
 )
 
 
-async def until(check: Callable[[], bool], within: float = 10.0, what: str = "condition") -> None:
+async def until(
+    check: Callable[[], bool], within: float = 10.0, what: str | Callable[[], str] = "condition"
+) -> None:
+    """Wait for ``check``; ``what`` (or what it returns at the deadline) names it."""
     deadline = time.monotonic() + within
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {within} s")
+            described = what() if callable(what) else what
+            raise AssertionError(f"{described} not reached within {within} s")
         await asyncio.sleep(0.05)
 
 

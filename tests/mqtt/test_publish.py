@@ -29,7 +29,11 @@ async def test_retained_states_events_and_schemas(fleet, broker) -> None:
         await until(lambda: store.agent(AGENT).state.value == "down", what="agent down")
         await until(
             lambda: matches_snapshot(received.retained(), server.snapshot(), "m1"),
-            what="retained topics equal to the snapshot",
+            what=lambda: (
+                f"retained topics equal to the snapshot ({received.retained()} vs "
+                f"{server.snapshot()}; connected {server.publisher.connected}, "
+                f"error {server.publisher.last_error})"
+            ),
         )
         events = [e.to_dict() for e in store.events.since(0)]
         await until(lambda: len(received.events()) >= len(events), what="every event delivered")
