@@ -148,7 +148,8 @@ class FleetModel:
         kind, target = event.get("kind"), str(event.get("id", ""))
         if kind == "agent" and target in self.agents:
             row = self.agents[target]
-            row.state, row.reason, row.since = event["new"], event["reason"], event["time"]
+            row.state = str(event.get("new", "unknown"))
+            row.reason, row.since = str(event.get("reason", "")), event.get("time")
             row.severity = SEVERITY.get(row.state, 2)
             group = self.groups.get(row.group)
             if group is not None:
@@ -157,7 +158,8 @@ class FleetModel:
                 )
         elif kind == "group" and target in self.groups:
             group = self.groups[target]
-            group.status, group.reason = event["new"], event["reason"]
+            group.status = str(event.get("new", "unknown"))
+            group.reason = str(event.get("reason", ""))
         self._changed()
 
     def note(self, text: str) -> None:
