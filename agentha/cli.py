@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "agentha.cmd_demo",
     "agentha.cmd_load",
     "agentha.cmd_lb",
+    "agentha.cmd_tui",
 )
 
 EXIT_OK = 0
