@@ -194,7 +194,8 @@ class Scheduler:
                 self.lag.add(max(0.0, loop.time() - due))
                 self.runs += 1
                 try:
-                    ok = bool(await asyncio.wait_for(job.run(), job.timeout))
+                    async with asyncio.timeout(job.timeout):  # no extra task, unlike wait_for
+                        ok = bool(await job.run())
                 except TimeoutError:
                     self.timeouts += 1
                 except Exception as exc:

@@ -133,7 +133,6 @@ class Monitor:
         # Every probe target by id: agents (ENV/GROUP/AGENT) and API checks (ENV/GROUP:CHECK).
         self._targets: dict[str, Target] = {}
         self._sessions: dict[str, ProbeSession] = {}
-        self._watchers: dict[str, asyncio.Task[None]] = {}
         self._production: frozenset[str] = frozenset()
         self._install(inventory)
 
@@ -144,8 +143,6 @@ class Monitor:
         try:
             await self.scheduler.run()
         finally:
-            for task in self._watchers.values():
-                task.cancel()
             for session in self._sessions.values():
                 session.close()
 
@@ -165,9 +162,6 @@ class Monitor:
             targets.update((t.id, t) for t in checks)
         for gone in set(self._sessions) - set(targets):
             self._sessions.pop(gone).close()
-            watcher = self._watchers.pop(gone, None)
-            if watcher is not None:
-                watcher.cancel()
         for target_id, target in targets.items():
             if self._targets.get(target_id) != target and target_id in self._sessions:
                 self._sessions[target_id].close()  # settings changed: connect afresh
@@ -181,10 +175,11 @@ class Monitor:
             for probe, timing in self.settings.timings.items():
                 if not _applies(probe, target):
                     continue
+                key = f"{probe}:{target_id}"
                 jobs.append(
                     Job(
-                        key=f"{probe}:{target_id}",
-                        run=self._runner(probe, target),
+                        key=key,
+                        run=self._runner(probe, target, key),
                         interval=timing.interval,
                         # The prober returns by its own deadline; this is the backstop.
                         timeout=timing.timeout + 1.0,
@@ -195,20 +190,23 @@ class Monitor:
 
     # -- one probe -----------------------------------------------------------------------------
 
-    def _runner(self, probe: str, target: Target) -> Callable[[], Awaitable[bool]]:
+    def _runner(self, probe: str, target: Target, key: str) -> Callable[[], Awaitable[bool]]:
         prober = PROBERS[probe]
         timeout = self.settings.timings[probe].timeout
         fill = check_filler(target) if isinstance(target, ApiCheckTarget) else None
 
+        def reprobe() -> None:
+            self.scheduler.trigger(key)
+
         async def run() -> bool:
             session = self._sessions[target.id]
-            if probe == "status":
-                await self._stop_watching(target.id)
             deadline = asyncio.get_running_loop().time() + timeout
             result = await prober(fill() if fill else target, session, deadline)
             self.record(result)
-            if probe == "status":
-                self._watch(target.id, session)
+            if probe == "status" and session.status_connection is not None:
+                # A stopped agent is noticed when its idle kept-alive connection drops, not
+                # at the next interval: the drop asks for a status probe at once.
+                session.status_connection.on_drop(reprobe)
             # Only failures of liveness checks call for a fast re-probe, not audit findings.
             return result.ok if probe in _FAST_REPROBE else True
 
@@ -243,27 +241,6 @@ class Monitor:
         for event in events:
             self._log_event(event)
         return events
-
-    # A stopped agent is noticed when its idle kept-alive connection drops, not at the next
-    # interval: the watcher asks the scheduler for an immediate status probe.
-    def _watch(self, agent_id: str, session: ProbeSession) -> None:
-        connection = session.status_connection
-        if connection is None or not connection.reusable:
-            return
-
-        async def watch() -> None:
-            await connection.wait_dropped()
-            self.scheduler.trigger(f"status:{agent_id}")
-
-        self._watchers[agent_id] = asyncio.create_task(watch())
-
-    async def _stop_watching(self, agent_id: str) -> None:
-        # Awaited: the watcher's read must be gone before the probe reads the same stream.
-        watcher = self._watchers.pop(agent_id, None)
-        if watcher is not None and not watcher.done():
-            watcher.cancel()
-            # wait(), not await: our own cancellation must still reach us.
-            await asyncio.wait([watcher])
 
     # -- views -----------------------------------------------------------------------------------
 

@@ -8,10 +8,9 @@ caller (one ``asyncio.timeout`` around connect plus request), which also cuts of
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -64,13 +63,18 @@ _CRLF = b"\r\n"
 class HttpConnection:
     """One connection for sequential requests (HTTP/1.1 keep-alive, no pipelining)."""
 
-    __slots__ = ("_keep_alive", "_limits", "_reader", "_writer", "requests")
+    __slots__ = ("_keep_alive", "_limits", "_protocol", "_reader", "_writer", "requests")
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limits: HttpLimits
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        protocol: _Protocol,
+        limits: HttpLimits,
     ) -> None:
         self._reader = reader
         self._writer = writer
+        self._protocol = protocol
         self._limits = limits
         self._keep_alive = True
         self.requests = 0  # completed exchanges
@@ -80,20 +84,18 @@ class HttpConnection:
         """False once the peer closed, a response said close, or an exchange failed."""
         return self._keep_alive and not self._writer.is_closing() and not self._reader.at_eof()
 
-    async def wait_dropped(self) -> None:
-        """Return when the peer closes or resets this idle connection.
+    def on_drop(self, callback: Callable[[], None] | None) -> None:
+        """Call ``callback`` once when the peer closes or resets the connection.
 
-        For watching a kept-alive connection between requests; cancel it before the next
-        request (a cancelled read consumes nothing). Bytes the peer sends unasked make the
-        connection unusable too.
+        No task watches the connection: the transport tells its protocol, which calls back.
+        A close we make ourselves (``close()``) does not call it.
         """
-        with contextlib.suppress(OSError):
-            await self._reader.read(1)
-        self._keep_alive = False
+        self._protocol.on_drop = callback
 
     def close(self) -> None:
         # abort, not close: no TLS close_notify round trip to wait for on a probe connection.
         self._keep_alive = False
+        self.on_drop(None)
         self._writer.transport.abort()
 
     async def request(
@@ -231,11 +233,35 @@ async def connect(
     limits: HttpLimits = DEFAULT_LIMITS,
 ) -> HttpConnection:
     """Open a TCP (and, with ``ssl_context``, TLS) connection; errors are ``OSError``s."""
-    reader, writer = await asyncio.open_connection(
+    loop = asyncio.get_running_loop()
+    # The limit bounds readuntil(): the head and each chunk line.
+    reader = asyncio.StreamReader(limit=limits.max_header_bytes, loop=loop)
+    protocol = _Protocol(reader, loop=loop)
+    transport, _ = await loop.create_connection(
+        lambda: protocol,
         host,
         port,
         ssl=ssl_context,
         server_hostname=server_hostname if ssl_context else None,
-        limit=limits.max_header_bytes,  # bounds readuntil(): the head and each chunk line
     )
-    return HttpConnection(reader, writer, limits)
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    return HttpConnection(reader, writer, protocol, limits)
+
+
+class _Protocol(asyncio.StreamReaderProtocol):
+    """asyncio's stream protocol, telling ``on_drop`` when the peer ends the connection."""
+
+    on_drop: Callable[[], None] | None = None
+
+    def _dropped(self) -> None:
+        callback, self.on_drop = self.on_drop, None
+        if callback is not None:
+            callback()
+
+    def eof_received(self) -> bool | None:
+        self._dropped()
+        return super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._dropped()
+        super().connection_lost(exc)
