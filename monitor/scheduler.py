@@ -149,12 +149,21 @@ class Scheduler:
                     slot = self._slots.get(key)
                     if slot is None or slot.generation != generation:
                         continue  # replaced or removed
+                    if not slot.running:
+                        # At most `concurrency` runs exist at all: when all are busy, the
+                        # dispatcher waits here, and the wait shows as lag.
+                        await self._semaphore.acquire()
+                        now = loop.time()
+                        if self._slots.get(key) is not slot or slot.generation != generation:
+                            self._semaphore.release()  # replaced while we waited
+                            continue
                     self._dispatch(key, slot, due, now)
                 self._wake.clear()
                 delay = self._heap[0][0] - loop.time() if self._heap else None
                 if delay is None or delay > 0:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), delay)
+                        async with asyncio.timeout(delay):  # no task per wait, unlike wait_for
+                            await self._wake.wait()
         finally:
             for task in list(self._tasks):
                 task.cancel()
@@ -190,19 +199,19 @@ class Scheduler:
         job = slot.job
         ok = False
         try:
-            async with self._semaphore:
-                self.lag.add(max(0.0, loop.time() - due))
-                self.runs += 1
-                try:
-                    async with asyncio.timeout(job.timeout):  # no extra task, unlike wait_for
-                        ok = bool(await job.run())
-                except TimeoutError:
-                    self.timeouts += 1
-                except Exception as exc:
-                    # A prober must not raise for a target's fault: this is our bug. Keep going,
-                    # and log the type only (a message could carry agent data).
-                    log.error("probe job %s raised %s", key, type(exc).__name__)
+            self.lag.add(max(0.0, loop.time() - due))
+            self.runs += 1
+            try:
+                async with asyncio.timeout(job.timeout):  # no extra task, unlike wait_for
+                    ok = bool(await job.run())
+            except TimeoutError:
+                self.timeouts += 1
+            except Exception as exc:
+                # A prober must not raise for a target's fault: this is our bug. Keep going,
+                # and log the type only (a message could carry agent data).
+                log.error("probe job %s raised %s", key, type(exc).__name__)
         finally:
+            self._semaphore.release()  # acquired by the dispatcher for this run
             slot.running = False
         if not ok:
             self.failures += 1
