@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
+import itertools
 import os
 import shlex
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import fleetsim
 from agentha import cmd_sim
@@ -30,9 +33,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Start the demo fleet (2 environments, 3 groups, 8 agents, gateways, planted "
             "findings: a certificate expiring in 10 days, an open plain-HTTP port, a paused "
-            "agent), write its files to a folder, run the monitor on it, and print commands to "
-            "try. Ctrl-C stops everything."
+            "agent), write its files to a folder, run the monitor on it and open the terminal "
+            "dashboard (in a terminal; elsewhere, print commands to try). q or Ctrl-C stops "
+            "everything."
         ),
+        epilog=(
+            "examples:\n"
+            "  agentha demo                    # the dashboard on the demo fleet\n"
+            "  agentha demo --scenario         # agents pause, stop, hang and recover by "
+            "themselves\n"
+            "  agentha demo --no-dashboard     # text only: URLs and curl commands to try\n"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--no-dashboard",
+        action="store_true",
+        help="do not open the dashboard; print what runs where and commands to try "
+        "(the default when not in a terminal)",
+    )
+    parser.add_argument(
+        "--scenario",
+        action="store_true",
+        help="change agent conditions every few seconds (pause, stop, hang, slow, expired "
+        "certificate, each reverting by itself) so there is something to watch",
     )
     parser.add_argument(
         "--listen",
@@ -66,7 +90,17 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError("--mqtt: mosquitto is not installed (Debian package 'mosquitto')")
     try:
         spec = fleetsim.load_demo()
-        asyncio.run(_demo(cmd_sim.options(args, spec, args.dir), host, port, mqtt=args.mqtt))
+        dashboard = not args.no_dashboard and sys.stdin.isatty() and sys.stdout.isatty()
+        asyncio.run(
+            _demo(
+                cmd_sim.options(args, spec, args.dir),
+                host,
+                port,
+                mqtt=args.mqtt,
+                dashboard=dashboard,
+                scenario=args.scenario,
+            )
+        )
     except fleetsim.FleetError as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:
@@ -74,7 +108,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _demo(opts: fleetsim.SimOptions, host: str, port: int, *, mqtt: bool = False) -> None:
+async def _demo(
+    opts: fleetsim.SimOptions,
+    host: str,
+    port: int,
+    *,
+    mqtt: bool = False,
+    dashboard: bool = False,
+    scenario: bool = False,
+) -> None:
     from monitor.logs import setup_logging
     from monitor.mqtt import mqtt_settings
     from monitor.mqtt_broker import LocalMosquitto
@@ -93,7 +135,10 @@ async def _demo(opts: fleetsim.SimOptions, host: str, port: int, *, mqtt: bool =
         # ones are put there for this process only.
         os.environ.update(read_env_file(fleet.files["secrets.env"]))
         inventory = _load(fleet.files["inventory.yaml"])
-        filters = setup_logging("info")
+        folder = fleet.files["inventory.yaml"].parent
+        # Under the dashboard, log lines would scribble over the screen: they go to a file.
+        log_file = stack.enter_context((folder / "monitor.log").open("a")) if dashboard else None
+        filters = setup_logging("info", stream=log_file)
         publish = None
         if mqtt:
             # Plain MQTT is acceptable here only because the broker listens on loopback alone.
@@ -110,11 +155,64 @@ async def _demo(opts: fleetsim.SimOptions, host: str, port: int, *, mqtt: bool =
                 mqtt=publish,
             )
         )
-        announce(fleet, server.url)
+        text = io.StringIO()
+        announce(fleet, server.url, text)
         if publish is not None:
-            print(f"MQTT broker: {publish.url}  topics: agentha/v1/demo/#", flush=True)
-        await stop.wait()
+            text.write(f"MQTT broker: {publish.url}  topics: agentha/v1/demo/#\n")
+        guide = folder / "try-it.txt"
+        guide.write_text(text.getvalue())
+        if scenario:
+            stack.enter_context(_cancelling(asyncio.create_task(play_scenario(fleet))))
+        if dashboard:
+            from tui import DashboardApp, HttpFeed
+
+            app = DashboardApp(HttpFeed(server.url))
+
+            async def exit_on_stop() -> None:  # SIGTERM; Ctrl-C reaches the dashboard as a key
+                await stop.wait()
+                app.exit()
+
+            stack.enter_context(_cancelling(asyncio.create_task(exit_on_stop())))
+            await app.run_async()
+            print(f"What ran where, and commands to try next time: {guide}")
+        else:
+            print(text.getvalue(), end="", flush=True)
+            await stop.wait()
         print("agentha: stopping the monitor and the fleet", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _cancelling(task: asyncio.Task[None]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+# What the scenario does to the test environment's agents, in turn; each reverts by itself.
+SCENARIO = (
+    ("test/orders/orders-1", {"paused": True, "ttl_s": 20}),
+    ("test/invoices/invoices-1", {"stopped": True, "ttl_s": 15}),
+    ("test/orders/orders-2", {"slow_ms": 800, "ttl_s": 20}),
+    ("test/invoices/invoices-2", {"hang": True, "ttl_s": 15}),
+    ("test/orders/orders-1", {"cert": "expired", "ttl_s": 30}),
+)
+SCENARIO_STEP_S = 12.0
+
+
+async def play_scenario(fleet: fleetsim.RunningFleet) -> None:
+    """Apply the scenario's steps through the control API, round and round."""
+    import aiohttp
+
+    token = fleet.files["control-token"].read_text().strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        for agent, change in itertools.cycle(SCENARIO):
+            await asyncio.sleep(SCENARIO_STEP_S)
+            url = f"{fleet.control_url}/v1/agents/{agent}/conditions"
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with session.patch(url, json=change, timeout=aiohttp.ClientTimeout(5)):
+                    pass
 
 
 def _load(path: Path) -> Inventory:
@@ -133,17 +231,18 @@ def read_env_file(path: Path) -> dict[str, str]:
     return {name.strip(): value for name, value in pairs if not name.startswith("#")}
 
 
-def announce(fleet: fleetsim.RunningFleet, monitor_url: str) -> None:
-    cmd_sim.print_summary(fleet)
+def announce(fleet: fleetsim.RunningFleet, monitor_url: str, out: TextIO) -> None:
+    with contextlib.redirect_stdout(out):
+        cmd_sim.print_summary(fleet)
     print(
         f"monitor: {monitor_url}/api/v1/snapshot  {monitor_url}/metrics  "
-        f"{monitor_url}/api/v1/events"
+        f"{monitor_url}/api/v1/events",
+        file=out,
     )
-    print()
-    print("Try it (from another terminal):")
+    print("\nTry it (from another terminal):", file=out)
     for title, command in try_commands(fleet, monitor_url):
-        print(f"\n# {title}\n{command}")
-    print(flush=True)
+        print(f"\n# {title}\n{command}", file=out)
+    print(file=out)
 
 
 def try_commands(fleet: fleetsim.RunningFleet, monitor_url: str) -> list[tuple[str, str]]:

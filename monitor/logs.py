@@ -15,6 +15,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable
+from typing import TextIO
 
 LOGGER_NAME = "monitor"  # every module here logs under monitor.<module>
 
@@ -85,9 +86,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, separators=(",", ":"))
 
 
-def setup_logging(level: str = "info", fmt: str = "text") -> tuple[RedactSecrets, QuietProduction]:
-    """Configure the monitor's loggers on stderr; returns the filters to feed at (re)load."""
-    handler = logging.StreamHandler(sys.stderr)
+def setup_logging(
+    level: str = "info", fmt: str = "text", stream: TextIO | None = None
+) -> tuple[RedactSecrets, QuietProduction]:
+    """Configure the monitor's loggers (on stderr by default); returns the filters to feed at
+    (re)load."""
+    handler = logging.StreamHandler(stream or sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

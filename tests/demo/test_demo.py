@@ -74,6 +74,7 @@ def test_demo_commands_work_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
             if (
                 agents["test/orders/orders-1"]["state"] == "paused"
                 and agents["prod/orders/orders-3"]["state"] == "paused"
+                and snap["groups"]["test/orders"]["status"] != "unknown"
             ):
                 break
             assert time.monotonic() < deadline, agents
