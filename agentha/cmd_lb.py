@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from agentha.argtypes import seconds, whole
 from agentha.errors import CommandError
 
 HAPROXY_EPILOG = """\
@@ -70,29 +71,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--stats", metavar="ADDRESS:PORT", help="also serve /stats and /metrics here (loopback)"
     )
     check = haproxy.add_argument_group("health checks")
-    check.add_argument("--inter", type=_seconds, default=2.0, help="seconds between checks (2)")
     check.add_argument(
-        "--fastinter", type=_seconds, default=0.5, help="seconds between checks confirming a change"
+        "--inter", type=seconds(0.01, 3600), default=2.0, help="seconds between checks (2)"
     )
-    check.add_argument("--rise", type=_count, default=2, help="successes to bring back (2)")
-    check.add_argument("--fall", type=_count, default=2, help="failures to take out (2)")
+    check.add_argument(
+        "--fastinter",
+        type=seconds(0.01, 3600),
+        default=0.5,
+        help="seconds between checks confirming a change",
+    )
+    check.add_argument("--rise", type=whole(1, 100), default=2, help="successes to bring back (2)")
+    check.add_argument("--fall", type=whole(1, 100), default=2, help="failures to take out (2)")
     haproxy.set_defaults(run=run_haproxy_config)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0.01 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"expected 0.01 to 3600 seconds, got {text}")
-    return value
-
-
-def _count(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 100:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 100, got {text!r}")
-    return int(text)
 
 
 def _address(flag: str, text: str | None) -> str | None:

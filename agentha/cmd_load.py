@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agentha.argtypes import seconds, whole
 from agentha.errors import CommandError
 
 if TYPE_CHECKING:
@@ -96,27 +97,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="pass/fail rule, repeatable (default: success>=99.9%% and p95<300ms)",
     )
     run.add_argument(
-        "--window", type=_window, default=10, metavar="SECONDS", help="window length (10)"
+        "--window", type=whole(1, 86400), default=10, metavar="SECONDS", help="window length (10)"
     )
     run.add_argument(
         "--out", type=Path, metavar="DIR", help="output folder (default load-runs/ENV-GROUP-TIME)"
     )
     run.add_argument(
         "--processes",
-        type=_processes,
+        type=whole(-1, 256),
         default=0,
         metavar="N",
         help="Locust worker processes under one master (-1: one per core; default: one process)",
     )
     run.add_argument(
         "--pacing",
-        type=_seconds,
+        type=seconds(0, 3600),
         default=1.0,
         metavar="SECONDS",
         help="each user starts a call every SECONDS; 0: back to back (default 1)",
     )
     run.add_argument(
-        "--request-timeout", type=_seconds, default=10.0, metavar="SECONDS", help="default 10"
+        "--request-timeout",
+        type=seconds(0, 3600),
+        default=10.0,
+        metavar="SECONDS",
+        help="default 10",
     )
     run.add_argument("--host", metavar="URL", help="call this URL instead of the entrypoint")
     run.set_defaults(run=run_load)
@@ -132,34 +137,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     check.add_argument("timeline", type=Path, metavar="TIMELINE", help="timeline.jsonl")
     check.add_argument("--threshold", action="append", metavar="EXPR", help="repeatable")
-    check.add_argument("--window", type=_window, default=10, metavar="SECONDS", help="(10)")
+    check.add_argument("--window", type=whole(1, 86400), default=10, metavar="SECONDS", help="(10)")
     check.set_defaults(run=run_check)
-
-
-def _window(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 86400:
-        raise argparse.ArgumentTypeError(f"expected whole seconds from 1 to 86400, got {text!r}")
-    return int(text)
-
-
-def _processes(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not -1 <= value <= 256:
-        raise argparse.ArgumentTypeError(f"expected -1 to 256, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"expected 0 to 3600 seconds, got {text}")
-    return value
 
 
 def _thresholds(texts: list[str] | None) -> tuple[Threshold, ...]:

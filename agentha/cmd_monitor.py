@@ -10,9 +10,12 @@ import ssl
 import sys
 from pathlib import Path
 
+from agentha.argtypes import seconds, whole
 from agentha.errors import CommandError
 
 DEFAULT_LISTEN = "127.0.0.1:9731"
+INTERVAL = seconds(0, 86400, above_low=True)
+AT_LEAST_1 = whole(1)
 TOKEN_ENV = "AGENTHA_API_TOKEN"  # noqa: S105 - a variable name, not a secret
 
 EPILOG = f"""\
@@ -76,28 +79,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--tls-key", type=Path, metavar="FILE", help="private key for --tls-cert")
     timing = parser.add_argument_group("probe timing (seconds)")
-    timing.add_argument("--status-interval", type=_positive, default=5.0)
-    timing.add_argument("--status-timeout", type=_positive, default=3.0)
+    timing.add_argument("--status-interval", type=INTERVAL, default=5.0)
+    timing.add_argument("--status-timeout", type=INTERVAL, default=3.0)
     timing.add_argument(
         "--fast-interval",
-        type=_positive,
+        type=INTERVAL,
         default=1.0,
         help="status re-probe interval after a failure (default 1)",
     )
-    timing.add_argument("--tls-interval", type=_positive, default=300.0)
-    timing.add_argument("--plaintext-interval", type=_positive, default=300.0)
-    timing.add_argument("--entrypoint-interval", type=_positive, default=10.0,
-                        help="API checks through each group's entrypoint (default 10)")
-    timing.add_argument("--auth-interval", type=_positive, default=300.0,
-                        help="API checks without credentials, expecting 401/403 (default 300)")
+    timing.add_argument("--tls-interval", type=INTERVAL, default=300.0)
+    timing.add_argument("--plaintext-interval", type=INTERVAL, default=300.0)
     timing.add_argument(
-        "--rise", type=_count, default=2, help="successes that bring a down agent back (default 2)"
+        "--entrypoint-interval",
+        type=INTERVAL,
+        default=10.0,
+        help="API checks through each group's entrypoint (default 10)",
     )
     timing.add_argument(
-        "--fall", type=_count, default=2, help="failures that take an agent down (default 2)"
+        "--auth-interval",
+        type=INTERVAL,
+        default=300.0,
+        help="API checks without credentials, expecting 401/403 (default 300)",
     )
     timing.add_argument(
-        "--concurrency", type=_count, default=512, help="probes in flight at most (default 512)"
+        "--rise",
+        type=AT_LEAST_1,
+        default=2,
+        help="successes that bring a down agent back (default 2)",
+    )
+    timing.add_argument(
+        "--fall", type=AT_LEAST_1, default=2, help="failures that take an agent down (default 2)"
+    )
+    timing.add_argument(
+        "--concurrency", type=AT_LEAST_1, default=512, help="probes in flight at most (default 512)"
     )
     mqtt = parser.add_argument_group("MQTT, peers and sharding")
     mqtt.add_argument(
@@ -118,7 +132,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     mqtt.add_argument(
         "--mqtt-buffer",
-        type=_count,
+        type=AT_LEAST_1,
         default=1000,
         metavar="N",
         help="events kept for delivery while the broker is away (default 1000)",
@@ -142,26 +156,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     logs.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     logs.add_argument("--log-format", default="text", choices=["text", "json"])
     parser.set_defaults(run=run)
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not 0 < value <= 86400:
-        raise argparse.ArgumentTypeError(f"expected 0 < seconds <= 86400, got {text}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value
 
 
 def parse_listen(text: str) -> tuple[str, int]:

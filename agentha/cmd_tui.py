@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from agentha.argtypes import seconds
 from agentha.errors import CommandError
 
 DEFAULT_MONITOR = "http://127.0.0.1:9731"
@@ -54,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--poll-interval",
-        type=_seconds,
+        type=seconds(0.1, 3600),
         default=1.0,
         metavar="S",
         help="seconds between snapshots at the least (default 1; large fleets stretch it)",
@@ -62,22 +63,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not 0.1 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"expected 0.1 <= seconds <= 3600, got {text}")
-    return value
-
-
 def check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise CommandError(
-            f"--monitor {url!r}: expected an http:// or https:// URL, "
-            f"for example {DEFAULT_MONITOR}"
+            f"--monitor {url!r}: expected an http:// or https:// URL, for example {DEFAULT_MONITOR}"
         )
     try:
         parts.port  # noqa: B018 - raises ValueError for a bad port
