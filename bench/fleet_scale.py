@@ -24,38 +24,9 @@ import time
 from pathlib import Path
 
 import aiohttp
+from procstat import rss_bytes, tree_pids
 
 READY_TIMEOUT_S = 300.0
-
-
-def tree_pids(root: int) -> list[int]:
-    """``root`` and all its descendants, from /proc/*/stat."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    pids, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        pids.append(pid)
-        todo.extend(children.get(pid, []))
-    return pids
-
-
-def rss_bytes(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 async def check_sample(fleet: dict, sample: int) -> tuple[int, int, float]:
