@@ -97,10 +97,11 @@ async def _count_events(port: int, topic: str, conn: Connection) -> None:
     import aiomqtt
 
     seqs: list[int] = []
+    states = 0  # retained agent and group states, published alongside the events
     first = last = 0.0
     per_second: dict[int, int] = {}
     async with aiomqtt.Client("127.0.0.1", port, keepalive=10, timeout=5) as client:
-        await client.subscribe(topic, qos=1)
+        await client.subscribe(topic.removesuffix("events") + "#", qos=1)
         conn.send("ready")
         expected: int | None = None
         deadline = float("inf")
@@ -115,6 +116,9 @@ async def _count_events(port: int, topic: str, conn: Connection) -> None:
                 if expected is not None and not seqs:
                     break
                 continue
+            if str(message.topic) != topic:
+                states += 1
+                continue
             now = time.time()
             first = first or now
             last = now
@@ -125,6 +129,7 @@ async def _count_events(port: int, topic: str, conn: Connection) -> None:
     conn.send({
         "received": len(seqs),
         "unique": len(set(seqs)),
+        "states": states,
         "in_order": in_order,
         "last_seq": seqs[-1] if seqs else 0,
         "seconds": last - first,
@@ -218,12 +223,17 @@ def throughput(work: Path, args: argparse.Namespace) -> dict:
         subscriber.start()
         try:
             if not ours.poll(SUBSCRIBER_READY_TIMEOUT_S):
-                raise stack.BenchError("the subscriber did not subscribe within 15 s")
+                raise stack.BenchError(
+                    f"the subscriber did not subscribe within {SUBSCRIBER_READY_TIMEOUT_S:.0f} s"
+                    f" (its exit code: {subscriber.exitcode})"
+                )
             ours.recv()
             published = asyncio.run(publish_events(running.port, args, subscriber.pid))
             ours.send(published["events"])
             if not ours.poll(DRAIN_TIMEOUT_S + 5):
-                raise stack.BenchError("the subscriber sent no summary")
+                raise stack.BenchError(
+                    f"the subscriber sent no summary (its exit code: {subscriber.exitcode})"
+                )
             return {**published, **ours.recv()}
         finally:
             subscriber.join(timeout=5)
@@ -296,9 +306,12 @@ async def change_states(
                 # The TTL only guards against a benchmark that dies before it resumes.
                 body = {"paused": True, "ttl_s": 300} if paused[agent_id] else None
                 method = "PATCH" if paused[agent_id] else "DELETE"
-                async with http.request(method, url, json=body) as answer:
-                    if answer.status != 200:
-                        raise stack.BenchError(f"{method} {url} answered {answer.status}")
+                try:
+                    async with http.request(method, url, json=body) as answer:
+                        if answer.status != 200:
+                            raise stack.BenchError(f"{method} {url} answered {answer.status}")
+                except aiohttp.ClientError as exc:
+                    raise stack.BenchError(f"{method} {url}: {exc}") from None
             await asyncio.sleep(1.0)  # group events that follow the last agent event
         finally:
             follower.cancel()
@@ -350,7 +363,8 @@ def report_throughput(result: dict, args: argparse.Namespace) -> None:
           f"undelivered, driven {result['driven']:.1f} s")
     print(f"  events published {result['events']}, received {result['received']} "
           f"({result['unique']} distinct), in order 1..N: {result['in_order']}, "
-          f"dropped {result['dropped']}")
+          f"dropped {result['dropped']}; retained states published alongside "
+          f"{result['states']}")
     print(f"  end to end {rate:,.0f} events/s over {result['seconds']:.1f} s"
           + (f" (whole seconds: min {min(seconds):,}, median {statistics.median(seconds):,.0f},"
              f" max {max(seconds):,})" if seconds else ""))
