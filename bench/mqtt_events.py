@@ -194,7 +194,8 @@ async def publish_events(port: int, args: argparse.Namespace, subscriber_pid: in
             if running.done() or time.monotonic() > deadline:
                 raise stack.BenchError(f"cannot connect to the broker: {publisher.last_error}")
             await asyncio.sleep(0.01)
-        trees = {"subscriber": subscriber_pid}
+        # The broker is the rest of this process's tree (beside a tracker that sleeps).
+        trees = {"all": os.getpid(), "subscriber": subscriber_pid}
         before = procstat.read_cpu(trees, time.monotonic(), {"publisher": os.getpid()})
         driven = await drive(store, publisher, args.window, args.backlog)
         after = procstat.read_cpu(trees, time.monotonic(), {"publisher": os.getpid()})
@@ -208,6 +209,9 @@ async def publish_events(port: int, args: argparse.Namespace, subscriber_pid: in
         "dropped": publisher.dropped,
         "publisher_cores": after.cores_since(before, "publisher"),
         "subscriber_cores": after.cores_since(before, "subscriber"),
+        "broker_cores": after.cores_since(before, "all")
+        - after.cores_since(before, "publisher")
+        - after.cores_since(before, "subscriber"),
         "machine_cores": after.machine_cores_since(before),
     }
 
@@ -368,9 +372,9 @@ def report_throughput(result: dict, args: argparse.Namespace) -> None:
     print(f"  end to end {rate:,.0f} events/s over {result['seconds']:.1f} s"
           + (f" (whole seconds: min {min(seconds):,}, median {statistics.median(seconds):,.0f},"
              f" max {max(seconds):,})" if seconds else ""))
-    print(f"  CPU: publisher process {result['publisher_cores']:.2f} cores, subscriber "
-          f"{result['subscriber_cores']:.2f}, whole machine {result['machine_cores']:.2f} of "
-          f"{os.cpu_count()}")
+    print(f"  CPU: publisher process {result['publisher_cores']:.2f} cores, broker "
+          f"{result['broker_cores']:.2f}, subscriber {result['subscriber_cores']:.2f}, "
+          f"whole machine {result['machine_cores']:.2f} of {os.cpu_count()}")
     if not (result["in_order"] and result["received"] == result["events"]):
         raise stack.BenchError("events were lost, repeated or out of order (see above)")
 
