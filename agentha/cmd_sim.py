@@ -36,7 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--agents", type=int, metavar="N", help="a quick fleet: one environment, groups of 3-4"
     )
     parser.add_argument(
-        "--write-fleet", type=Path, metavar="DIR",
+        "--write-fleet",
+        type=Path,
+        metavar="DIR",
         help="write fleet.json, inventory.yaml, ca.pem, secrets.env and the control token "
         "here (default: a private temporary folder removed on exit)",
     )
@@ -46,16 +48,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by the commands that start a fleet."""
     parser.add_argument(
-        "--workers", type=int, metavar="N",
+        "--workers",
+        type=int,
+        metavar="N",
         help="worker processes hosting the agents (0: all in this process; "
         "default: chosen from the fleet size and the open-file limit)",
     )
     parser.add_argument(
-        "--control-port", type=int, default=0, metavar="P",
+        "--control-port",
+        type=int,
+        default=0,
+        metavar="P",
         help="port of the control API on 127.0.0.1 (default: a free one)",
     )
     parser.add_argument(
-        "--address-base", default=fleetsim.DEFAULT_BASE, metavar="NET",
+        "--address-base",
+        default=fleetsim.DEFAULT_BASE,
+        metavar="NET",
         help=f"loopback network the agents get addresses from (default {fleetsim.DEFAULT_BASE})",
     )
 
