@@ -50,7 +50,7 @@ CHANGE_TIMEOUT_S = 30.0
 
 EPILOG = """\
 examples:
-  .venv/bin/python bench/mqtt_events.py                      # both parts, about 1.5 min
+  .venv/bin/python bench/mqtt_events.py                      # both parts, about 1 min
   .venv/bin/python bench/mqtt_events.py --only throughput --agents 3000 --window 30
   .venv/bin/python bench/mqtt_events.py --only latency --changes 400 --rate 8 --interval 0.5
 """
