@@ -1,7 +1,8 @@
 """Three monitors agree through the broker; one of them is cut off from the agents.
 
-m1 and m2 watch the fleet; m3 (an ``agentha monitor`` process) has the same agents behind
-closed loopback ports, as a monitor whose network is cut would see them. A stopped agent is
+m1 and m2 watch the fleet; m3 (an ``agentha monitor`` process) has the same agents behind a
+blackhole: loopback ports that take connections and never answer, so every probe times out,
+as it does for a monitor whose network is cut. A stopped agent is
 down by quorum, m3 is reported cut off and left out, the consensus does not flap, and when m3
 is killed its last will makes it offline at once, also in /metrics.
 """
@@ -9,18 +10,20 @@ is killed its last will makes it offline at once, also in /metrics.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 import yaml
 
-from monitor.mqtt_broker import free_port
 from tests.mqtt.mqtt_support import monitor_server, settings, until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
@@ -28,18 +31,38 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 AGENT = "test/orders/orders-1"
 
 
-def cut_off_inventory(fleet, folder: Path) -> Path:
-    """The fleet's inventory with every address replaced by a closed loopback port."""
+@contextlib.contextmanager
+def blackhole() -> Iterator[Callable[[], str]]:
+    """Hands out https URLs whose ports accept connections (the kernel's backlog) but never
+    answer a byte: every TLS handshake times out."""
+    holes: list[socket.socket] = []
+
+    def url() -> str:
+        hole = socket.socket()
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(64)  # never accept()ed
+        holes.append(hole)
+        return f"https://127.0.0.1:{hole.getsockname()[1]}"
+
+    try:
+        yield url
+    finally:
+        for hole in holes:
+            hole.close()
+
+
+def cut_off_inventory(fleet, folder: Path, hole: Callable[[], str]) -> Path:
+    """The fleet's inventory with every address replaced by one in the blackhole."""
     data = yaml.safe_load((fleet.directory / "inventory.yaml").read_text())
     data["defaults"]["tls"]["ca_bundle"] = str(fleet.ca_file)
     for env in data["environments"]:
         for group in env["groups"]:
-            group["entrypoint"] = f"https://127.0.0.1:{free_port()}"
+            group["entrypoint"] = hole()
             for check in group.get("api_checks", []):
                 if "oauth2" in check.get("auth", {}):
                     check["auth"]["oauth2"]["token_url"] = group["entrypoint"] + "/oauth/token"
             for agent in group["agents"]:
-                agent["url"] = f"https://127.0.0.1:{free_port()}"
+                agent["url"] = hole()
     path = folder / "cut-off.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -60,7 +83,12 @@ def start_monitor(inventory: Path, broker_url: str, env: dict[str, str]) -> subp
 
 
 async def test_quorum_cut_off_vantage_point_and_last_will(fleet, broker, tmp_path) -> None:
-    m3 = start_monitor(cut_off_inventory(fleet, tmp_path), broker.url, fleet.secrets)
+    with blackhole() as hole:
+        await _quorum_with_a_cut_off_monitor(fleet, broker, tmp_path, hole)
+
+
+async def _quorum_with_a_cut_off_monitor(fleet, broker, tmp_path, hole) -> None:
+    m3 = start_monitor(cut_off_inventory(fleet, tmp_path, hole), broker.url, fleet.secrets)
     peers = ("m1", "m2", "m3")
     try:
         async with (

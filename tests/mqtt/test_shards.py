@@ -1,7 +1,10 @@
-"""Two shards over one fleet: each agent probed by exactly one monitor, and through the broker
-both serve the same consensus view of the whole fleet, equal to what one unsharded monitor sees."""
+"""Two and three shards over one fleet: each agent probed by exactly one monitor, and through the
+broker every shard serves the same consensus view of the whole fleet, equal to what one unsharded
+monitor sees."""
 
 from __future__ import annotations
+
+import contextlib
 
 import pytest
 
@@ -11,21 +14,23 @@ from tests.mqtt.mqtt_support import monitor_server, settings, until
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 
 
-async def test_two_shards_share_one_fleet(fleet, broker) -> None:
-    peers = ("shard-1", "shard-2")
+@pytest.mark.parametrize("count", [2, 3])
+async def test_shards_share_one_fleet(fleet, broker, count: int) -> None:
+    peers = tuple(f"shard-{k}" for k in range(1, count + 1))
 
     def sharded(k: int):
-        mqtt = settings(broker.url, f"shard-{k}", peers=peers, shard=f"{k}/2")
-        return monitor_server(fleet, mqtt, shard=Shard(k, 2))
+        mqtt = settings(broker.url, f"shard-{k}", peers=peers, shard=f"{k}/{count}")
+        return monitor_server(fleet, mqtt, shard=Shard(k, count))
 
-    async with (
-        sharded(1) as s1,
-        sharded(2) as s2,
-        monitor_server(fleet, settings(broker.url, "whole")) as whole,
-    ):
-        one, two = set(s1.monitor.store.agent_ids), set(s2.monitor.store.agent_ids)
-        assert one and two and not one & two
-        assert one | two == set(whole.monitor.store.agent_ids)
+    async with contextlib.AsyncExitStack() as stack:
+        shards = [await stack.enter_async_context(sharded(k)) for k in range(1, count + 1)]
+        whole = await stack.enter_async_context(
+            monitor_server(fleet, settings(broker.url, "whole"))
+        )
+        owned = [set(s.monitor.store.agent_ids) for s in shards]
+        everyone = set(whole.monitor.store.agent_ids)
+        assert sum(len(agents) for agents in owned) == len(everyone)  # no agent twice
+        assert set().union(*owned) == everyone  # and none left out
 
         def same_as_whole(server) -> bool:
             view = server.snapshot()["consensus"]
@@ -38,13 +43,17 @@ async def test_two_shards_share_one_fleet(fleet, broker) -> None:
                 for g in store.group_ids
             )
 
-        await until(lambda: same_as_whole(s1) and same_as_whole(s2), what="one fleet")
-        view = s1.snapshot()["consensus"]
-        assert view["vantage_points"]["shard-2"]["shard"] == "2/2"
+        await until(lambda: all(same_as_whole(s) for s in shards), what="one fleet")
+        view = shards[0].snapshot()["consensus"]
+        assert view["vantage_points"][f"shard-{count}"]["shard"] == f"{count}/{count}"
         assert all(len(entry["votes"]) == 1 for entry in view["agents"].values())
 
-        # An agent of shard 2 stops: shard 1, which does not probe it, sees it down too.
-        agent = sorted(two)[0]
+        # An agent of the last shard stops: the first shard, which does not probe it, sees it
+        # down too.
+        agent = sorted(owned[-1])[0]
         fleet.set(agent, stopped=True)
-        await until(lambda: s1.snapshot()["consensus"]["agents"][agent]["state"] == "down")
-        assert s1.snapshot()["consensus"]["agents"][agent]["votes"] == {"shard-2": "down"}
+        first = shards[0]
+        await until(lambda: first.snapshot()["consensus"]["agents"][agent]["state"] == "down")
+        assert first.snapshot()["consensus"]["agents"][agent]["votes"] == {
+            f"shard-{count}": "down"
+        }
