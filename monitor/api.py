@@ -12,11 +12,11 @@ import contextlib
 import hmac
 import json
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
-from prometheus_client.aiohttp import make_aiohttp_handler
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
 
 from monitor.state import StateStore
 
@@ -45,7 +45,7 @@ def create_app(
     app[STREAMS_KEY] = weakref.WeakSet()
     app[SNAPSHOT_KEY] = snapshot or store.snapshot
     app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    app.router.add_get("/metrics", _metrics_handler(registry))
     app.router.add_get(f"{API_PREFIX}/snapshot", _snapshot)
     app.router.add_get(f"{API_PREFIX}/events", _events_handler(ping_interval))
     app.on_shutdown.append(_close_streams)
@@ -68,6 +68,34 @@ def _auth_middleware(token: str):
         return await handler(request)
 
     return check
+
+
+class _Collected:
+    """Metric families already collected, for ``generate_latest`` to format."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> list[Metric]:
+        return self._families
+
+
+def _metrics_handler(
+    registry: CollectorRegistry,
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def metrics(_request: web.Request) -> web.Response:
+        # Collecting reads the live state, so it runs on the loop; formatting megabytes of text
+        # at thousands of agents does not need the loop and runs in a thread, so probes due
+        # meanwhile still start on time.
+        families = list(registry.collect())
+        body = await asyncio.get_running_loop().run_in_executor(
+            None, generate_latest, _Collected(families)
+        )
+        response = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        response.enable_compression()
+        return response
+
+    return metrics
 
 
 async def _healthz(_request: web.Request) -> web.Response:
