@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import socket
 import ssl
@@ -241,8 +240,12 @@ def run(args: argparse.Namespace) -> int:
         for finding in inventory.findings:
             print(f"finding: {finding}", file=sys.stderr)
 
+    import uvloop
+
     try:
-        asyncio.run(
+        # uvloop: a quarter of the memory per kept-alive TLS connection and a third less CPU per
+        # probe than asyncio's own loop (bench/README.md).
+        uvloop.run(
             serve(
                 args.config,
                 Listen(host, port, ssl_context, token),

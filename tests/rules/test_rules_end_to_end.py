@@ -154,6 +154,7 @@ def stack(sim_fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack
         "-c", str(sim_fleet.directory / "inventory.yaml"),
         "--listen", "127.0.0.1:0", "--status-interval", "0.5", "--fast-interval", "0.25",
         "--status-timeout", "1", "--tls-interval", "2", "--plaintext-interval", "2",
+        "--entrypoint-interval", "1", "--auth-interval", "2",
     ]
     with running(monitor_args, env=sim_fleet.secrets) as monitor:
         url = monitor_url(monitor)
