@@ -158,19 +158,14 @@ class Spike(Shape):
 
 
 @dataclass(frozen=True)
-class Soak(Shape):
+class Soak(Steady):
+    """A steady load with soak defaults: the same curve, held long enough to show leaks."""
+
     name: ClassVar[str] = "soak"
     summary: ClassVar[str] = "a slow ramp to USERS, held for a long DURATION (leaks, drift)"
     duration: float = 3600.0
     users: int = 20
     ramp: float = 60.0
-
-    def users_at(self, t: float) -> Tick:
-        return None if t >= self.duration else (self.users, _rate(self.users, self.ramp))
-
-    @property
-    def peak_users(self) -> int:
-        return self.users
 
 
 SHAPES: dict[str, type[Shape]] = {s.name: s for s in (Steady, Step, Spike, Soak)}
