@@ -8,6 +8,7 @@ agent names from the inventory, and enumerated states; never URLs, error text or
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import (
@@ -30,6 +31,14 @@ if TYPE_CHECKING:
 PREFIX = "agentha"
 AGENT_LABELS = ("environment", "group", "agent")
 GROUP_LABELS = ("environment", "group")
+
+
+def _one_hot(
+    family: GaugeMetricFamily, labels: list[str], values: type[StrEnum], current: str
+) -> None:
+    """One series per possible value, 1 for the current one (a state as Prometheus likes it)."""
+    for value in values:
+        family.add_metric([*labels, value.value], float(value == current))
 
 
 def _agent_labels(agent_id: str) -> list[str]:
@@ -86,8 +95,7 @@ class MonitorCollector(Collector):
             record = self._store.agent(agent_id)
             labels = _agent_labels(agent_id)
             up.add_metric(labels, float(record.state in (AgentState.UP, AgentState.DEGRADED)))
-            for value in AgentState:
-                state.add_metric([*labels, value.value], float(record.state is value))
+            _one_hot(state, labels, AgentState, record.state)
             if record.since is not None:
                 since.add_metric(labels, record.since)
             for finding in record.all_findings():
@@ -114,8 +122,7 @@ class MonitorCollector(Collector):
             required.add_metric(labels, n_required)
             total.add_metric(labels, n_total)
             redundancy.add_metric(labels, n_healthy - n_required)
-            for value in GroupStatus:
-                status.add_metric([*labels, value.value], float(group.status is value))
+            _one_hot(status, labels, GroupStatus, group.status)
             if group.entrypoint_ok is not None:  # not measured stays absent, not 0
                 entrypoint.add_metric(labels, float(group.entrypoint_ok))
         yield from (healthy, required, total, redundancy, status, entrypoint)
@@ -365,8 +372,7 @@ class MqttCollector(Collector):
         )
         for agent_id, entry in view["agents"].items():
             labels = _agent_labels(agent_id)
-            for value in AgentState:
-                state.add_metric([*labels, value.value], float(entry["state"] == value.value))
+            _one_hot(state, labels, AgentState, entry["state"])
             voters.add_metric(labels, len(entry["votes"]))
         yield from (state, voters)
         status = GaugeMetricFamily(
@@ -375,8 +381,5 @@ class MqttCollector(Collector):
             labels=(*GROUP_LABELS, "status"),
         )
         for group_id, entry in view["groups"].items():
-            for value in GroupStatus:
-                status.add_metric(
-                    [*_group_labels(group_id), value.value], float(entry["status"] == value.value)
-                )
+            _one_hot(status, _group_labels(group_id), GroupStatus, entry["status"])
         yield status
