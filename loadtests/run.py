@@ -158,26 +158,71 @@ def run_load(settings: RunSettings, say: Callable[[str], None] = print) -> RunRe
 
 def _run_locust(settings: RunSettings) -> tuple[int, str | None]:
     """Run Locust to its end; (exit code, our error line from its stderr if it printed one)."""
-    out = settings.out
     deadline = settings.shape.duration + GRACE_S
-    with (out / "locust.out").open("wb") as stdout, (out / "locust.err").open("w+b") as stderr:
-        proc = subprocess.Popen(
-            locust_command(settings), stdout=stdout, stderr=stderr, env=os.environ.copy()
-        )
-        try:
-            proc.wait(timeout=deadline)
-        except subprocess.TimeoutExpired:
-            _stop(proc)
-            raise LoadRunError(f"Locust did not finish within {deadline:g} s; stopped it") from None
-        except BaseException:
-            _stop(proc)  # Ctrl-C: Locust got SIGINT too; give it a moment to write its files
-            raise
-        stderr.seek(0)
-        lines = stderr.read().decode(errors="replace").splitlines()
-    ours = [
-        line.split("error: ", 1)[1] for line in lines if line.startswith("agentha load: error:")
-    ]
-    return proc.returncode, ours[-1] if ours else None
+    locust = LocustProcess(settings)
+    locust.start()
+    try:
+        returncode = locust.wait(deadline)
+    except subprocess.TimeoutExpired:
+        locust.stop()
+        raise LoadRunError(f"Locust did not finish within {deadline:g} s; stopped it") from None
+    except BaseException:
+        locust.stop()  # Ctrl-C: Locust got SIGINT too; give it a moment to write its files
+        raise
+    return returncode, locust.error_line()
+
+
+class LocustProcess:
+    """Locust headless in its own process: started now, waited for or stopped later.
+
+    ``own_session`` puts Locust in a session of its own, so a Ctrl-C on the terminal reaches
+    only the caller, which then stops Locust when it is ready (the chaos run controller
+    reverts its faults first and lets Locust write its files after).
+    """
+
+    def __init__(self, settings: RunSettings, *, own_session: bool = False) -> None:
+        self.settings = settings
+        self._own_session = own_session
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        out = self.settings.out
+        with (out / "locust.out").open("wb") as stdout, (out / "locust.err").open("wb") as stderr:
+            self._proc = subprocess.Popen(
+                locust_command(self.settings),
+                stdout=stdout,
+                stderr=stderr,
+                stdin=subprocess.DEVNULL,
+                env=os.environ.copy(),
+                start_new_session=self._own_session,
+            )
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        if self._proc is None:
+            raise RuntimeError("Locust was not started")
+        return self._proc
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if Locust has not written its files and gone in 15 s."""
+        if self._proc is not None and self._proc.poll() is None:
+            _stop(self._proc)
+
+    def error_line(self) -> str | None:
+        """Our own error line from Locust's stderr, if the locustfile printed one."""
+        text = (self.settings.out / "locust.err").read_bytes().decode(errors="replace")
+        ours = [
+            line.split("error: ", 1)[1]
+            for line in text.splitlines()
+            if line.startswith("agentha load: error:")
+        ]
+        return ours[-1] if ours else None
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -279,6 +324,7 @@ __all__ = [
     "EXIT_COULD_NOT_RUN",
     "EXIT_PASS",
     "EXIT_THRESHOLD_FAILED",
+    "LocustProcess",
     "RunResult",
     "RunSettings",
     "check_timeline",
