@@ -166,12 +166,18 @@ class Second:
         return iso_second(self.t)
 
 
-def read_timeline(path: Path) -> list[Second]:
-    """The timeline's seconds in order; a malformed line is a ``LoadConfigError`` naming it."""
+def read_timeline(path: Path, *, live: bool = False) -> list[Second]:
+    """The timeline's seconds in order; a malformed line is a ``LoadConfigError`` naming it.
+
+    ``live``: the file is still being written; a last line without its newline is left for
+    the next read.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise LoadConfigError(f"{path}: cannot read the timeline: {exc.strerror}") from None
+    if live and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
     seconds: dict[int, Second] = {}
     for number, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():
