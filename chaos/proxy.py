@@ -249,6 +249,7 @@ class Connection:
         if self.closed:
             return
         self.closed = True
+        self.route.connections.discard(self)
         current = asyncio.current_task()
         for task in [*self._pumps, *self._timers.values()]:
             if task is not current:
