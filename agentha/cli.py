@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "agentha.cmd_load",
     "agentha.cmd_lb",
     "agentha.cmd_tui",
+    "agentha.cmd_chaos",
 )
 
 EXIT_OK = 0

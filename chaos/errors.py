@@ -13,7 +13,3 @@ class ExperimentError(ChaosError):
 
 class DriverError(ChaosError):
     """A fault driver could not inject or revert (unreachable control API, command failed...)."""
-
-
-class GuardRefused(ChaosError):
-    """The blast-radius guard refused a fault, or an abort condition fired."""
