@@ -8,12 +8,7 @@ run whose timeline equals Locust's own totals while no call reaches orders-3.
 
 from __future__ import annotations
 
-import csv
-import datetime
-import io
-import ipaddress
 import os
-import signal
 import ssl
 import subprocess
 import time
@@ -22,52 +17,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from haproxy_helpers import backend_stats, front_certificate, haproxy_process
 from load_helpers import agentha, free_port, locust_totals, timeline_totals
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 GROUP = "prod/orders"
 PAUSED = "prod/orders/orders-3"
-
-
-def _front_certificate(directory: Path) -> tuple[Path, Path]:
-    """A CA and a certificate for 127.0.0.1: (HAProxy's PEM with key, the CA's PEM)."""
-    now = datetime.datetime.now(datetime.UTC)
-    key = ec.generate_private_key(ec.SECP256R1())
-
-    def cert(subject: str, issuer: str, ca: bool) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if not ca:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False,
-            )
-        return builder.sign(key, hashes.SHA256())
-
-    ca = cert("load test CA", "load test CA", True)
-    leaf = cert("127.0.0.1", "load test CA", False)
-    pem = serialization.Encoding.PEM
-    front = directory / "front.pem"
-    front.write_bytes(
-        leaf.public_bytes(pem)
-        + key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    ca_file = directory / "front-ca.pem"
-    ca_file.write_bytes(ca.public_bytes(pem))
-    return front, ca_file
 
 
 def _inventory_behind_haproxy(fleet, directory: Path, port: int, ca_bundle: Path) -> Path:
@@ -93,16 +49,6 @@ def _inventory_behind_haproxy(fleet, directory: Path, port: int, ca_bundle: Path
     return path
 
 
-def _stats(port: int) -> dict[str, dict[str, str]]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats;csv", timeout=5) as answer:
-        text = answer.read().decode().lstrip("# ")
-    return {
-        row["svname"]: row
-        for row in csv.DictReader(io.StringIO(text))
-        if row["pxname"] == "be_prod_orders"
-    }
-
-
 def _api_calls(fleet, agent_id: str) -> int:
     """API calls the agent has answered, from its own /metrics (status checks left out)."""
     context: ssl.SSLContext = fleet.ssl_context()
@@ -119,7 +65,7 @@ def _api_calls(fleet, agent_id: str) -> int:
 
 
 def test_generated_config_passes_haproxy_check(fleet, tmp_path: Path) -> None:
-    front, _ = _front_certificate(tmp_path)
+    front, _ = front_certificate(tmp_path)
     config = tmp_path / "haproxy.cfg"
     made = agentha(
         "lb", "haproxy-config", "-c", str(fleet.directory / "inventory.yaml"), "--group", GROUP,
@@ -161,7 +107,7 @@ def test_bad_group_or_flag_is_one_line(fleet) -> None:
 
 
 def test_haproxy_drains_the_paused_agent_under_load(fleet, tmp_path: Path) -> None:
-    front, front_ca = _front_certificate(tmp_path)
+    front, front_ca = front_certificate(tmp_path)
     bundle = tmp_path / "ca-bundle.pem"
     bundle.write_bytes(fleet.ca_file.read_bytes() + front_ca.read_bytes())
     port, stats_port = free_port(), free_port()
@@ -177,18 +123,15 @@ def test_haproxy_drains_the_paused_agent_under_load(fleet, tmp_path: Path) -> No
     assert "verifyhost orders-1.orders.prod.test" in config.read_text()
     # The health-check key reaches HAProxy through its environment only.
     env = {**os.environ, "FLEETSIM_PROD_HC_KEY": fleet.secrets["FLEETSIM_PROD_HC_KEY"]}
-    haproxy = subprocess.Popen(
-        ["haproxy", "-f", str(config), "-db"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
+    with haproxy_process(config, env):
         deadline = time.monotonic() + 15
         states: dict[str, str] = {}
         while time.monotonic() < deadline:
             try:
-                states = {name: row["status"] for name, row in _stats(stats_port).items()}
+                states = {
+                    name: row["status"]
+                    for name, row in backend_stats(stats_port, "be_prod_orders").items()
+                }
             except OSError:
                 states = {}
             if states.get("orders-3") == "DOWN" and all(
@@ -212,16 +155,9 @@ def test_haproxy_drains_the_paused_agent_under_load(fleet, tmp_path: Path) -> No
         assert totals["Aggregated"][0] >= 10 and totals["Aggregated"][1] == 0
 
         assert _api_calls(fleet, PAUSED) == before  # drained: nothing reached it
-        stats = _stats(stats_port)
+        stats = backend_stats(stats_port, "be_prod_orders")
         assert stats["orders-3"]["stot"] == "0"
         assert sum(int(stats[f"orders-{n}"]["stot"]) for n in (1, 2, 4)) >= 10
-    finally:
-        haproxy.send_signal(signal.SIGTERM)
-        try:
-            haproxy.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            haproxy.kill()
-            haproxy.communicate()
 
 
 # --- the generator on hand-written inventories (no HAProxy started) ---
