@@ -8,7 +8,9 @@ driven through a small JSON control API (see docs/chaos-proxy.md).
 
 Memory per connection is bounded: each direction holds at most one chunk it has read, and
 it reads the next only after the previous one was written and drained, so a slow side
-pushes back on the other through TCP instead of piling up here.
+pushes back on the other through TCP instead of piling up here. With the stream limit at
+one chunk, a direction holds at most about 2 x 16 KiB read ahead, the chunk in hand and
+64 KiB waiting to be written: under a quarter of a MiB per connection, both ways.
 
 Run it with ``python -m chaos.proxy --control HOST:PORT --route NAME=HOST:PORT,HOST:PORT``
 (or ``agentha chaos proxy ...``); it prints one JSON line when ready and stops on SIGTERM or
@@ -50,7 +52,8 @@ class Route:
     upstream: tuple[str, int]
 
 
-def _address(text: str, what: str, *, allow_zero: bool) -> tuple[str, int]:
+def parse_address(text: str, what: str, *, allow_zero: bool = True) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` too) -> (host, port); ``ValueError`` naming ``what``."""
     host, sep, port_text = text.strip().rpartition(":")
     if not sep or not host:
         raise ValueError(f"{what}: expected HOST:PORT, got {text!r}")
@@ -77,8 +80,8 @@ def parse_route(text: str) -> Route:
         raise ValueError(f"route {name}: expected LISTEN_HOST:PORT,UPSTREAM_HOST:PORT")
     return Route(
         name,
-        _address(listen, f"route {name} listen", allow_zero=True),
-        _address(upstream, f"route {name} upstream", allow_zero=False),
+        parse_address(listen, f"route {name} listen"),
+        parse_address(upstream, f"route {name} upstream", allow_zero=False),
     )
 
 
@@ -134,7 +137,7 @@ class RouteState:
     async def start(self) -> None:
         host, port = self.listen
         try:
-            self._server = await asyncio.start_server(self._accept, host, port)
+            self._server = await asyncio.start_server(self._accept, host, port, limit=CHUNK)
         except OSError as exc:
             raise ProxyError(
                 f"route {self.name}: cannot listen on {_hostport(self.listen)}: "
@@ -228,7 +231,8 @@ class Connection:
         try:
             try:
                 self.upstream = await asyncio.wait_for(
-                    asyncio.open_connection(*self.route.route.upstream), CONNECT_TIMEOUT_S
+                    asyncio.open_connection(*self.route.route.upstream, limit=CHUNK),
+                    CONNECT_TIMEOUT_S,
                 )
             except (OSError, TimeoutError):
                 return  # the client sees its connection closed, as with a dead upstream
@@ -593,7 +597,7 @@ async def _run(control: tuple[str, int], routes: list[Route]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        control = _address(args.control, "--control", allow_zero=True)
+        control = parse_address(args.control, "--control")
         routes = [parse_route(text) for text in args.route]
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from chaos.proxy import FaultProxy, Route, parse_route
+from chaos.proxy import FaultProxy, Route, parse_route, serve_proxy
 from chaos.proxy_toxics import parse_toxic
 
 pytestmark = pytest.mark.timeout(60)
@@ -520,3 +520,24 @@ def test_subprocess_port_in_use_is_a_one_line_error() -> None:
     assert done.returncode == 1
     assert done.stderr.startswith(f"error: route a: cannot listen on 127.0.0.1:{port}: ")
     assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.asyncio
+async def test_serve_proxy_signals_ready_and_stops_when_cancelled() -> None:
+    port = free_port()
+    ready = asyncio.Event()
+    async with server(echo) as upstream:
+        task = asyncio.create_task(
+            serve_proxy(("127.0.0.1", 0), [Route("a", ("127.0.0.1", port), upstream)], ready.set)
+        )
+        await asyncio.wait_for(ready.wait(), 5)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"hi\n")
+        assert await asyncio.wait_for(reader.readexactly(3), 2) == b"hi\n"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await asyncio.wait_for(reader.read(10), 2) == b""
+        writer.close()
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", port)
