@@ -20,7 +20,6 @@ working directory.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -408,15 +407,15 @@ def _check(experiment: Experiment) -> list[Issue]:
 
 
 def _driver_actions(driver: str) -> frozenset[str] | None:
-    """The driver's action list when the driver is installed (``chaos.drivers.DRIVERS``).
+    """The driver's actions, or None when it takes any (or cannot be loaded here).
 
-    Checking here gives the file and line; the drivers' own ``check_fault`` checks the
-    parameters when the controller builds the plan.
+    Checking here gives the file and line; the driver's own ``check_settings`` and
+    ``check_fault`` check settings and parameters when the controller builds the plan.
     """
+    from chaos.drivers import driver_class  # the drivers pull in aiohttp: only when needed
+
     try:
-        registry = importlib.import_module("chaos.drivers").DRIVERS
-    except (ImportError, AttributeError):
+        actions = driver_class(driver).actions
+    except ExperimentError:
         return None
-    cls = registry.get(driver)
-    actions = getattr(cls, "actions", None)
-    return frozenset(actions) if actions is not None else None
+    return frozenset(actions) or None
