@@ -11,10 +11,10 @@ import time
 import aiohttp
 import pytest
 
-from chaos.drivers import make_driver
+from chaos.drivers import DRIVERS, agent_settings, driver_class, make_driver
 from chaos.drivers.fleetsim import FIELDS
 from chaos.errors import DriverError, ExperimentError
-from chaos.faults import Fault
+from chaos.faults import Driver, Fault
 
 AGENT = "test/orders/orders-1"
 DEFAULTS = {field: default for field, default in FIELDS.values()}
@@ -288,3 +288,29 @@ def test_agent_must_be_env_group_agent():
     driver = make_driver("fleetsim", {"fleet_json": "fleet.json"})
     with pytest.raises(ExperimentError, match="agent 'orders-1': expected ENV/GROUP/AGENT"):
         driver.check_fault(Fault("f", "fleetsim", "pause", "orders-1"))
+
+
+# The registry (chaos.drivers): names to classes, imported on demand.
+
+
+@pytest.mark.parametrize("name", sorted(DRIVERS))
+def test_every_registered_driver_loads_under_its_name(name):
+    cls = driver_class(name)
+    assert issubclass(cls, Driver)
+    assert cls.name == name
+
+
+def test_an_unknown_driver_lists_the_known_ones():
+    with pytest.raises(ExperimentError) as caught:
+        make_driver("chaosmonkey", {})
+    assert str(caught.value) == (
+        "unknown driver 'chaosmonkey'; expected one of command, fleetsim, netns, proxy, signal"
+    )
+
+
+def test_agent_settings_prefer_the_full_id_to_the_name():
+    agents = {"orders-1": {"pid": 2}, "prod/orders/orders-1": {"pid": 3}}
+    assert agent_settings("signal", agents, "prod/orders/orders-1") == {"pid": 3}
+    assert agent_settings("signal", agents, "test/orders/orders-1") == {"pid": 2}
+    with pytest.raises(ExperimentError, match=r"^drivers\.signal\.agents: no entry for 'a/b/c'"):
+        agent_settings("signal", agents, "a/b/c")
