@@ -7,13 +7,16 @@ the connection's local address and applies its conditions before any route runs.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from fleetsim import tokens
 from fleetsim.agent import VirtualAgent
@@ -25,9 +28,21 @@ TOKEN_KEY = web.AppKey("token_key", bytes)
 AGENT = "fleetsim.agent"  # request key
 AGENT_HEADER = "X-Fleetsim-Agent"
 MAX_BODY = 64 * 1024
+# An agent with "input" in audit_insecure reads bodies up to this size (no 413).
+LAX_MAX_BODY = 8 * 1024 * 1024
+# IP filtering of the API triggers: only these clients may call them. Gateways, HAProxy and
+# the monitor all connect from 127.0.0.1; a proxy there names the client in X-Forwarded-For.
+ALLOWED_CLIENTS = (ipaddress.ip_network("127.0.0.1/32"),)
+TRUSTED_PROXY = "127.0.0.1"
+# API paths that exist: another method on them is refused (405), unless "methods" is insecure.
+_API_RESOURCES = re.compile(r"/api/orders(?:/[^/]+)?")
 ORDERS = [
-    {"id": i, "customer": f"Customer {i:03d}", "status": ("open", "shipped", "closed")[i % 3],
-     "total": round(19.5 * i, 2)}
+    {
+        "id": i,
+        "customer": f"Customer {i:03d}",
+        "status": ("open", "shipped", "closed")[i % 3],
+        "total": round(19.5 * i, 2),
+    }
     for i in range(1, 51)
 ]
 _rng = random.Random()  # noqa: S311 - latency jitter and error injection, not crypto
@@ -35,8 +50,34 @@ _rng = random.Random()  # noqa: S311 - latency jitter and error injection, not c
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+class _QuietServerLog(logging.Filter):
+    """aiohttp logs every request it cannot parse with a traceback that quotes the request.
+
+    A refused faulty header is normal here (the security audit sends them): drop those, and
+    keep any other server error as one line without the traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            return False
+        if error is not None:
+            record.msg = f"{record.getMessage()}: {type(error).__name__}"
+            record.args = ()
+            record.exc_info = None
+        return True
+
+
+SERVER_LOG = logging.getLogger("fleetsim.server")
+SERVER_LOG.addFilter(_QuietServerLog())
+
+
 def create_app(agents: dict[tuple[str, int], VirtualAgent], token_key: bytes) -> web.Application:
-    app = web.Application(middlewares=[conditions_middleware], client_max_size=MAX_BODY)
+    app = web.Application(
+        middlewares=[conditions_middleware],
+        client_max_size=MAX_BODY,
+        handler_args={"logger": SERVER_LOG},
+    )
     app[AGENTS] = agents
     app[TOKEN_KEY] = token_key
     # Route names are the bounded `route` label of the request counter.
@@ -46,6 +87,8 @@ def create_app(agents: dict[tuple[str, int], VirtualAgent], token_key: bytes) ->
     app.router.add_get("/api/orders", list_orders, name="orders")
     app.router.add_get("/api/orders/{order_id}", get_order, name="order")
     app.router.add_post("/api/orders", create_order, name="create_order")
+    # Last, so it only sees what no route above takes: other methods and unknown API paths.
+    app.router.add_route("*", "/api/{tail:.*}", other_api_call, name="other_api")
     return app
 
 
@@ -73,8 +116,12 @@ async def conditions_middleware(request: web.Request, handler: Handler) -> web.S
         response = _error(exc.status, exc.reason)
     except Exception as exc:
         # A bug must not print a traceback: it could carry request data such as keys.
-        log.error("agent %s: %s while answering %s", agent.plan.id, type(exc).__name__,
-                  request.match_info.route.name or "other")
+        log.error(
+            "agent %s: %s while answering %s",
+            agent.plan.id,
+            type(exc).__name__,
+            request.match_info.route.name or "other",
+        )
         response = _error(500, "internal error")
     response.headers[AGENT_HEADER] = agent.plan.id
     route = request.match_info.route.name or "other"
@@ -92,14 +139,16 @@ async def status(request: web.Request) -> web.Response:
     if agent.conditions.paused:
         return web.json_response({"status": "Paused", "agent": agent.plan.name}, status=503)
     processes, memory = agent.load()
-    return web.json_response({
-        "status": "Running",
-        "agent": agent.plan.name,
-        "agentGroup": agent.plan.group,
-        "environment": agent.plan.env,
-        "executingProcesses": processes,
-        "memoryUsageBytes": memory,
-    })
+    return web.json_response(
+        {
+            "status": "Running",
+            "agent": agent.plan.name,
+            "agentGroup": agent.plan.group,
+            "environment": agent.plan.env,
+            "executingProcesses": processes,
+            "memoryUsageBytes": memory,
+        }
+    )
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -124,12 +173,55 @@ async def metrics(request: web.Request) -> web.Response:
     for (route, code), count in sorted(agent.requests.items()):
         lines.append(f'frends_agent_http_requests_total{{route="{route}",code="{code}"}} {count}')
     return web.Response(
-        text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
+        text="\n".join(lines) + "\n",
+        content_type="text/plain",
+        charset="utf-8",
         headers={"X-Content-Type-Options": "nosniff"},
     )
 
 
+def insecure(agent: VirtualAgent, audit_class: str) -> bool:
+    """Whether the agent fails the audit class on purpose (condition ``audit_insecure``)."""
+    return audit_class in agent.conditions.audit_insecure
+
+
+def known_host(host: str | None) -> bool:
+    """Whether a Host header may name this fleet: an IP literal, a single label (localhost)
+    or a ``*.test`` name. Another domain (``shop.example.com``) is a request for another
+    site: misdirected. No Host at all (HTTP/1.0) is let through.
+    """
+    if host is None:
+        return True
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.strip("[]").lower()
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return "." not in name or (name.endswith(".test") and len(name) > 5)
+    return True
+
+
+def client_address(request: web.Request) -> str | None:
+    """The calling client: the peer, or the last X-Forwarded-For entry from a trusted proxy."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    address = peer[0] if peer else None
+    forwarded = request.headers.getall("X-Forwarded-For", [])
+    if address == TRUSTED_PROXY and forwarded:
+        address = forwarded[-1].rsplit(",", 1)[-1].strip()
+    return address
+
+
+def _client_allowed(address: str | None) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return any(ip in network for network in ALLOWED_CLIENTS)
+
+
 def _authorized(request: web.Request, agent: VirtualAgent) -> bool:
+    if insecure(agent, "auth"):
+        return True  # accepts anyone: what the audit's auth check must find
     api_key = request.headers.get("X-Api-Key")
     if api_key is not None:
         return same_secret(api_key, agent.secrets.api_key)
@@ -144,9 +236,14 @@ async def _api_gate(request: web.Request) -> web.Response | None:
     agent: VirtualAgent = request[AGENT]
     if agent.conditions.paused:
         return _error(503, "agent is paused")
+    if not insecure(agent, "headers") and not known_host(request.headers.get("Host")):
+        return _error(421, "misdirected request: unknown host")
+    if not insecure(agent, "ip") and not _client_allowed(client_address(request)):
+        return _error(403, "client address not allowed")
     if not _authorized(request, agent):
         return web.json_response(
-            {"error": "authentication required: X-Api-Key or a bearer token"}, status=401,
+            {"error": "authentication required: X-Api-Key or a bearer token"},
+            status=401,
             headers={"WWW-Authenticate": 'Bearer realm="fleetsim"'},
         )
     if _rng.random() < agent.conditions.error_rate:
@@ -169,9 +266,12 @@ async def get_order(request: web.Request) -> web.Response:
     if blocked := await _api_gate(request):
         return blocked
     order_id = request.match_info["order_id"]
-    if not order_id.isdigit() or len(order_id) > 9:
+    if insecure(request[AGENT], "input"):
+        index = int(order_id) - 1  # unvalidated: "../x" raises, answered 500 (a crash)
+    elif not order_id.isdigit() or len(order_id) > 9:
         return _error(400, "order id must be a positive integer")
-    index = int(order_id) - 1
+    else:
+        index = int(order_id) - 1
     if not 0 <= index < len(ORDERS):
         return _error(404, "no such order")
     return web.json_response(ORDERS[index])
@@ -203,6 +303,8 @@ def _order_problem(body: Any) -> str | None:
 async def create_order(request: web.Request) -> web.Response:
     if blocked := await _api_gate(request):
         return blocked
+    if insecure(request[AGENT], "input"):
+        return await _create_order_unchecked(request)
     if request.content_type != "application/json":
         return _error(415, "Content-Type must be application/json")
     try:
@@ -215,6 +317,32 @@ async def create_order(request: web.Request) -> web.Response:
         return _error(400, problem)
     order_id = len(ORDERS) + _rng.randint(1, 10**6)
     return web.json_response({"id": order_id, "status": "open", **body}, status=201)
+
+
+async def _create_order_unchecked(request: web.Request) -> web.Response:
+    """No validation at all: a huge body is read, bad JSON crashes (500), any shape is taken."""
+    json.loads(await request.clone(client_max_size=LAX_MAX_BODY).read())
+    order_id = len(ORDERS) + _rng.randint(1, 10**6)
+    return web.json_response({"id": order_id, "status": "open"}, status=201)
+
+
+async def other_api_call(request: web.Request) -> web.Response:
+    """A method no route takes (405), or an unknown API path (404).
+
+    With "methods" in audit_insecure the agent takes any method on its API paths (200), as
+    an API would that has no method rules.
+    """
+    agent: VirtualAgent = request[AGENT]
+    if not _API_RESOURCES.fullmatch(request.path):
+        return _error(404, "no such API")
+    if not insecure(agent, "methods"):
+        allow = "GET, POST" if request.path == "/api/orders" else "GET"
+        return web.json_response(
+            {"error": "method not allowed"}, status=405, headers={"Allow": allow}
+        )
+    if blocked := await _api_gate(request):
+        return blocked
+    return web.json_response({"status": "accepted", "method": request.method})
 
 
 async def token(request: web.Request) -> web.Response:

@@ -8,13 +8,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 CertState = Literal["valid", "expired", "not_yet_valid", "wrong_host"]
 PlainPort = Literal["closed", "serve", "redirect"]
 MAX_TTL_S = 7 * 86400
+# The security audit's check classes; each can be made insecure on its own (docs/fleetsim.md).
+AuditClass = Literal["auth", "ip", "methods", "rate", "headers", "input"]
+AUDIT_CLASSES: tuple[str, ...] = ("auth", "ip", "methods", "rate", "headers", "input")
+
+
+def _class_set(value: Any) -> Any:
+    # JSON gives a list; keep a sorted tuple without repeats so conditions stay hashable.
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(sorted(set(value), key=lambda v: (v not in AUDIT_CLASSES, v)))
+    return value
 
 
 class Conditions(BaseModel):
@@ -31,6 +41,8 @@ class Conditions(BaseModel):
     legacy_tls: bool = False  # accept TLS 1.0/1.1 too
     plain_on_tls_port: bool = False  # answer plain HTTP on the TLS port
     plain_port: PlainPort = "closed"  # the agent's extra plain-HTTP port
+    # Audit classes this agent (and its group's gateway) fails on purpose; empty: secure.
+    audit_insecure: Annotated[tuple[AuditClass, ...], BeforeValidator(_class_set)] = ()
 
 
 FIELDS = tuple(Conditions.model_fields)

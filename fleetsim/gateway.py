@@ -20,9 +20,10 @@ import aiohttp
 from aiohttp import web
 
 from fleetsim.agent import CertStore, VirtualAgent
-from fleetsim.agent_api import AGENT_HEADER, MAX_BODY
+from fleetsim.agent_api import AGENT_HEADER, LAX_MAX_BODY, MAX_BODY, SERVER_LOG, known_host
 from fleetsim.certs import Window
 from fleetsim.fleetspec import GatewayPlan
+from fleetsim.gateway_guard import RateLimiter, screened
 from fleetsim.listener import Connections, Listener
 
 CHECK_INTERVAL_S = 1.0
@@ -58,6 +59,7 @@ class Gateway:
         self._last_used = 0.0
         self._checker: asyncio.Task[None] | None = None
         self._fresh = asyncio.Event()
+        self.limiter = RateLimiter()
 
     def url(self) -> str:
         return f"https://{self.plan.address}:{self.listener.port}"
@@ -84,37 +86,76 @@ class Gateway:
                 await self._checker
         await self.connections.close()
 
+    def insecure(self, audit_class: str) -> bool:
+        """A class in ``audit_insecure`` of any agent of the group weakens the gateway too."""
+        return any(audit_class in agent.conditions.audit_insecure for agent in self.agents)
+
     def _accept(self, sock: socket.socket) -> None:
-        self.connections.serve(sock, self._server, self._tls)
+        self.connections.serve(sock, self._protocol, self._tls)
+
+    def _protocol(self) -> asyncio.Protocol:
+        return screened(self._server(), lambda: self.insecure("headers"))
 
     async def _tls(self, _sock: socket.socket) -> ssl.SSLContext:
         # Made on first use, like the agents' contexts: cheap start for thousands of groups.
         plan = self.plan
         return self._certs.server_context(
-            plan.id, plan.address, [plan.address, f"{plan.group}.{plan.env}.test"],
-            Window(-1, 365), "gateway", legacy=False,
+            plan.id,
+            plan.address,
+            [plan.address, f"{plan.group}.{plan.env}.test"],
+            Window(-1, 365),
+            "gateway",
+            legacy=False,
         )
 
+    def refuse(self, request: web.Request) -> web.Response | None:
+        """The gateway's own rules before routing: Host and rate limit (None: route it)."""
+        if not self.insecure("headers") and not known_host(request.headers.get("Host")):
+            return web.json_response({"error": "misdirected request: unknown host"}, status=421)
+        if request.path.startswith("/api/") and not self.insecure("rate"):
+            peer = request.transport.get_extra_info("peername") if request.transport else None
+            wait = self.limiter.take(peer[0] if peer else "")
+            if wait is not None:
+                return web.json_response(
+                    {"error": "rate limit exceeded"},
+                    status=429,
+                    headers={"Retry-After": str(max(1, round(wait)))},
+                )
+        return None
+
     async def forward(self, request: web.Request, session: aiohttp.ClientSession) -> web.Response:
+        if refused := self.refuse(request):
+            return refused
         await self._activate(session)
+        if self.insecure("input"):
+            request = request.clone(client_max_size=LAX_MAX_BODY)
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return web.json_response({"error": "body too large"}, status=413)
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        if peer:  # the agents filter by the client's address, not the gateway's
+            headers["X-Forwarded-For"] = peer[0]
         for agent in self._rotation():
             url = f"{agent.tls_url()}{request.rel_url}"
             try:
                 async with session.request(
-                    request.method, url, data=body or None, headers=headers,
-                    ssl=self._ssl, timeout=FORWARD_TIMEOUT, allow_redirects=False,
+                    request.method,
+                    url,
+                    data=body or None,
+                    headers=headers,
+                    ssl=self._ssl,
+                    timeout=FORWARD_TIMEOUT,
+                    allow_redirects=False,
                 ) as answer:
                     payload = await answer.read()
                     if answer.status == 503:  # paused: it did not take the call
                         self.healthy[agent.plan.id] = False
                         continue
                     return web.Response(
-                        status=answer.status, body=payload,
+                        status=answer.status,
+                        body=payload,
                         headers={
                             "Content-Type": answer.headers.get("Content-Type", "text/plain"),
                             AGENT_HEADER: answer.headers.get(AGENT_HEADER, agent.plan.id),
@@ -154,8 +195,10 @@ class Gateway:
             headers["health-check-api-key"] = agent.secrets.hc_key
         try:
             async with session.get(
-                f"{agent.tls_url()}/frendsstatusinfo", headers=headers,
-                ssl=self._ssl, timeout=CHECK_TIMEOUT,
+                f"{agent.tls_url()}/frendsstatusinfo",
+                headers=headers,
+                ssl=self._ssl,
+                timeout=CHECK_TIMEOUT,
             ) as answer:
                 return answer.status == 200
         except (aiohttp.ClientError, TimeoutError, OSError):
@@ -163,7 +206,7 @@ class Gateway:
 
 
 def create_app(gateways: dict[tuple[str, int], Gateway]) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=MAX_BODY, handler_args={"logger": SERVER_LOG})
     app[GATEWAYS] = gateways
     app.cleanup_ctx.append(_session)
     app.router.add_route("*", "/api/{tail:.*}", _route)
