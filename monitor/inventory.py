@@ -22,6 +22,7 @@ from monitor.inventory_file import (
     AgentEntry,
     AgentSettings,
     ApiCheck,
+    AuditSettings,
     InventoryFile,
     TlsSettings,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "Inventory",
     "InventoryError",
     "TlsPolicy",
+    "check_audit",
     "inventory_json_schema",
     "load_inventory",
 ]
@@ -116,6 +118,8 @@ class Group:
     # The group-level settings (defaults chain without the agents) govern the entrypoint.
     allow_plaintext: bool = False
     tls: TlsPolicy | None = None
+    # The group's security audit defaults; each API check's own ``audit`` overrides them.
+    audit: AuditSettings | None = None
 
     @property
     def id(self) -> str:
@@ -236,6 +240,22 @@ def load_inventory(
     return Inventory(path=path, environments=environments, findings=tuple(findings))
 
 
+def check_audit(group: Group, check: ApiCheck) -> AuditSettings:
+    """An API check's audit settings: the group's, overridden key by key by the check's own
+    (``checks`` merged class by class)."""
+    values: dict[str, Any] = {}
+    switches: dict[str, bool] = {}
+    for layer in (group.audit, check.audit):
+        if layer is None:
+            continue
+        for name in layer.model_fields_set:
+            if name == "checks":
+                switches.update(layer.checks)
+            else:
+                values[name] = getattr(layer, name)
+    return AuditSettings.model_construct(checks=switches, **values)
+
+
 def inventory_json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of the inventory file, with descriptions, for editors."""
     schema = InventoryFile.model_json_schema(mode="validation")
@@ -320,6 +340,7 @@ def _resolve(model: InventoryFile, base: Path) -> tuple[Environment, ...]:
                     agents=agents,
                     allow_plaintext=group_values["allow_plaintext"],
                     tls=_tls_policy(group_values, base, group.entrypoint),
+                    audit=group.audit,
                 )
             )
         environments.append(Environment(name=env.name, profile=env.profile, groups=tuple(groups)))

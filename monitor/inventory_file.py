@@ -8,6 +8,7 @@ A field's default here is what applies when no level of the inheritance chain se
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -106,6 +107,37 @@ def _unique_ports(value: list[int]) -> list[int]:
     return value
 
 
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise PydanticCustomError(
+            "bad-value", "not an IP address or network; expected e.g. 10.0.0.0/8 or 127.0.0.1"
+        ) from None
+    return value
+
+
+def _address(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "bad-value", "not an IP address; expected e.g. 127.0.0.2"
+        ) from None
+    return value
+
+
+def _param_path(value: str) -> str:
+    _url_path(value)
+    if value.count("{param}") != 1:
+        raise PydanticCustomError(
+            "bad-path",
+            "expected a path with one {param} where a path parameter goes, "
+            "e.g. /api/orders/{param}",
+        )
+    return value
+
+
 Name = Annotated[str, AfterValidator(_name)]
 Url = Annotated[str, AfterValidator(_url)]
 HttpsUrl = Annotated[str, AfterValidator(_https_url)]
@@ -200,6 +232,58 @@ class Auth(FileModel):
         return self
 
 
+HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+AuditClass = Literal["auth", "ip", "methods", "rate", "headers", "input"]
+JsonType = Literal["string", "integer", "number", "boolean", "array", "object"]
+
+
+class AuditRateLimit(FileModel):
+    rps: float = Field(gt=0, le=100_000, description="Calls a second the API allows a client.")
+    burst: int = Field(
+        0, ge=0, le=10_000, description="Calls it allows at once above the rate (bucket size)."
+    )
+
+
+class AuditInput(FileModel):
+    body_types: dict[str, JsonType] | None = Field(
+        None,
+        description=(
+            "JSON type of each body field, e.g. {customer: string, qty: integer}: each field "
+            "is sent once with a value of another type. For POST, PUT and PATCH checks."
+        ),
+    )
+    path: Annotated[str, AfterValidator(_param_path)] | None = Field(
+        None,
+        description=(
+            "A path below the entrypoint with one {param}, e.g. /api/orders/{param}: "
+            "path traversal ('../', '%2e%2e%2f') is sent in its place."
+        ),
+    )
+
+
+class AuditSettings(FileModel):
+    """The security audit of an API check (`agentha audit`); a group's is the checks' default."""
+
+    checks: dict[AuditClass, bool] = Field(
+        default_factory=dict,
+        description="Switch check classes on or off, e.g. {rate: false}; all on by default.",
+    )
+    methods_not_allowed: list[HttpMethod] | None = Field(
+        None, description="Methods the API must refuse on the check's path (403 or 405)."
+    )
+    ip_allow: list[Annotated[str, AfterValidator(_network)]] | None = Field(
+        None, description="Client addresses or networks the API accepts; others are refused."
+    )
+    audit_source: Annotated[str, AfterValidator(_address)] | None = Field(
+        None,
+        description="A local address outside ip_allow to send the IP filtering check from.",
+    )
+    rate_limit: AuditRateLimit | None = Field(
+        None, description="The API's rate limit: a short burst past it must get 429."
+    )
+    input: AuditInput | None = Field(None, description="Input validation checks.")
+
+
 class ApiCheck(FileModel):
     """An API call through the group's entrypoint, as a client makes it."""
 
@@ -211,6 +295,9 @@ class ApiCheck(FileModel):
     expect_status: int = Field(200, ge=100, le=599, description="Expected HTTP status.")
     body: dict[str, Any] | None = Field(None, description="JSON body, for POST, PUT and PATCH.")
     auth: Auth | None = Field(None, description="Credentials: exactly one of api_key, oauth2.")
+    audit: AuditSettings | None = Field(
+        None, description="Security audit settings; override the group's key by key."
+    )
 
     @model_validator(mode="after")
     def _body_needs_method(self) -> ApiCheck:
@@ -238,6 +325,9 @@ class GroupEntry(FileModel):
     )
     defaults: AgentSettings | None = Field(None, description="Settings for this group's agents.")
     api_checks: list[ApiCheck] = Field(default_factory=list, description="API calls to check.")
+    audit: AuditSettings | None = Field(
+        None, description="Security audit settings for every API check of the group."
+    )
     agents: list[AgentEntry] = Field(min_length=1, description="The agents of the group.")
 
 

@@ -9,6 +9,7 @@ Messages name what was expected and never hold a secret value (nor pydantic's ``
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -274,6 +275,7 @@ def _group_rules(env: Environment, loc: Loc, group: Group) -> list[Issue]:
         )
     for c, check in enumerate(group.api_checks):
         issues += _placeholder_issues((*loc, "api_checks", c), check)
+        issues += _audit_issues(loc, c, group, check)
     if urlsplit(group.entrypoint).scheme == "http":
         if group.allow_plaintext:
             issues.append(
@@ -304,6 +306,47 @@ def _group_rules(env: Environment, loc: Loc, group: Group) -> list[Issue]:
                     "the group's defaults, for a lab)",
                 )
             )
+    return issues
+
+
+def _audit_issues(loc: Loc, index: int, group: Group, check: ApiCheck) -> list[Issue]:
+    """The audit settings after the group's and the check's are merged must be usable."""
+    from monitor.inventory import check_audit
+
+    audit = check_audit(group, check)
+    # Blame the check's own audit section when it has one, else the group's.
+    where: Loc = (*loc, "api_checks", index, "audit") if check.audit else (*loc, "audit")
+    issues = []
+    if (audit.ip_allow is None) != (audit.audit_source is None):
+        issues.append(
+            Issue(
+                "audit-ip",
+                where,
+                "ip_allow and audit_source go together: the IP filtering check sends from "
+                "audit_source, an address outside ip_allow",
+            )
+        )
+    elif audit.ip_allow is not None and audit.audit_source is not None:
+        source = ipaddress.ip_address(audit.audit_source)
+        inside = [n for n in audit.ip_allow if source in ipaddress.ip_network(n, strict=False)]
+        if inside:
+            issues.append(
+                Issue(
+                    "audit-ip",
+                    (*where, "audit_source"),
+                    f"audit_source {audit.audit_source} is inside ip_allow ({inside[0]}); "
+                    "expected an address the API must refuse",
+                )
+            )
+    if audit.methods_not_allowed and check.method in audit.methods_not_allowed:
+        issues.append(
+            Issue(
+                "audit-methods",
+                (*where, "methods_not_allowed"),
+                f"the check's own method {check.method} is listed as not allowed; "
+                "expected only methods the API must refuse",
+            )
+        )
     return issues
 
 
