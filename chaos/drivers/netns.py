@@ -29,7 +29,7 @@ from chaos.errors import ExperimentError
 from chaos.faults import Driver, Fault
 
 # iproute2's own limits: namespace names are file names, interface names at most 15 bytes.
-NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+NAMESPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 LINK_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,15}$")
 
 

@@ -221,6 +221,10 @@ async def test_a_hanging_ip_is_killed_at_the_timeout(tmp_path):
             "drivers.netns.agents.a.namespace: expected a network namespace name",
         ),
         (
+            {"agents": {"a": {"namespace": "-all", "link": "eth0"}}},
+            "drivers.netns.agents.a.namespace: expected a network namespace name",
+        ),
+        (
             {"agents": {"a": {"namespace": "n", "link": "e", "side": "host"}}},
             "drivers.netns.agents.a.side: unknown field",
         ),
