@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 from pathlib import Path
 
 import pytest
+from conftest import SimFleet
 
+from chaos.drivers import make_driver
 from chaos.errors import ExperimentError
 from chaos.experiment import (
     ALL,
@@ -23,8 +26,11 @@ from chaos.experiment import (
     TargetSpec,
     load_experiment,
 )
+from chaos.faults import Fault
+from chaos.targets import select_targets
 from loadtests.shapes import parse_shape
 from loadtests.thresholds import parse_threshold
+from monitor.inventory import load_inventory
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -298,3 +304,29 @@ def test_experiment_model_matches_the_documented_names() -> None:
         "drivers",
         "outputs",
     }
+
+
+def test_examples_plan_against_a_running_demo_fleet(sim_fleet: SimFleet) -> None:
+    """Every example's group, targets, actions and parameters fit the real demo fleet."""
+    inventory = load_inventory(sim_fleet.directory / "inventory.yaml", environ=sim_fleet.secrets)
+    groups = {group.id: [a.name for a in group.agents] for _env, group in inventory.groups()}
+    rng = random.Random(0)
+    for path in EXAMPLE_FILES:
+        exp = load_experiment(path)
+        agents = groups[exp.group]
+        assert len(agents) >= 2, path.name
+        fleet_json = str(sim_fleet.directory / "fleet.json")
+        driver = make_driver("fleetsim", {**exp.drivers["fleetsim"], "fleet_json": fleet_json})
+        for index, step in exp.fault_steps:
+            for name in select_targets(step.targets, agents, rng):
+                fault = Fault(
+                    id=f"step-{index}/{name}",
+                    driver=step.driver,
+                    action=step.action,
+                    agent=f"{exp.group}/{name}",
+                    params=dict(step.params),
+                    ttl_s=step.ttl_s,
+                )
+                driver.check_fault(fault)  # raises ExperimentError for a bad plan
+        for rollback in exp.rollbacks:
+            assert select_targets(rollback.targets, agents, rng) == agents
