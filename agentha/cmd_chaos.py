@@ -304,17 +304,15 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_proxy(args: argparse.Namespace) -> int:
-    from chaos.proxy import parse_route, serve_proxy
+    from chaos.proxy import ProxyError, parse_address, parse_route, run_proxy
 
-    host, sep, port = args.control.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise CommandError(f"--control {args.control!r}: expected HOST:PORT")
     try:
+        control = parse_address(args.control, "--control")
         routes = [parse_route(text) for text in args.route]
     except ValueError as exc:
-        raise CommandError(f"--route: {exc}") from None
+        raise CommandError(str(exc)) from None
     try:
-        asyncio.run(serve_proxy((host, int(port)), routes))
-    except OSError as exc:
-        raise CommandError(f"proxy: {exc.strerror or exc}", EXIT_ERROR) from None
+        asyncio.run(run_proxy(control, routes))
+    except ProxyError as exc:
+        raise CommandError(str(exc), 1) from None
     return 0

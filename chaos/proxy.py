@@ -584,7 +584,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def _run(control: tuple[str, int], routes: list[Route]) -> None:
+async def run_proxy(control: tuple[str, int], routes: list[Route]) -> None:
+    """Serve until SIGTERM or SIGINT; one JSON line on stdout says where, once ready."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -603,7 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(_run(control, routes))
+        asyncio.run(run_proxy(control, routes))
     except ProxyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
