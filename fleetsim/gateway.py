@@ -114,7 +114,7 @@ class Gateway:
             return web.json_response({"error": "misdirected request: unknown host"}, status=421)
         if request.path.startswith("/api/") and not self.insecure("rate"):
             peer = request.transport.get_extra_info("peername") if request.transport else None
-            wait = self.limiter.take(peer[0] if peer else "")
+            wait = self.limiter.take((peer[0] if peer else "", request.method, request.path))
             if wait is not None:
                 return web.json_response(
                     {"error": "rate limit exceeded"},
