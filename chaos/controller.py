@@ -142,6 +142,8 @@ class Controller:
                     follower.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await follower
+                for driver in self.plan.drivers.values():
+                    await driver.close()
                 self._judge()
                 self.journal.close(clean=not self.applied)
                 self._save()
