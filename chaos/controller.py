@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import sys
 import time
@@ -43,6 +44,7 @@ from chaos.record import (
     RunRecord,
     StateChange,
 )
+from chaos.targets import select_targets
 from loadtests.errors import LoadError
 from loadtests.run import LocustProcess
 from loadtests.timeline import read_timeline
@@ -348,8 +350,11 @@ class Controller:
             if reset is None:
                 line = f"rollback reset: driver {rollback.driver} has no reset"
             else:
+                names = [agent.rsplit("/", 1)[1] for agent in self.plan.agents]
+                rng = random.Random(self.plan.seed)  # noqa: S311 - choosing targets
+                chosen = select_targets(rollback.targets, names, rng)
                 try:
-                    await reset(self.plan.agents)
+                    await reset([f"{self.exp.group}/{name}" for name in chosen])
                     line = f"rollback reset through {rollback.driver}: done"
                 except DriverError as exc:
                     line = f"rollback reset through {rollback.driver} failed: {exc}"

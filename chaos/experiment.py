@@ -13,7 +13,8 @@ Rollbacks are one dataclass, ``RollbackStep``, told apart by ``kind``:
   targets back to their starting state through the driver (fleetsim: DELETE conditions).
 
 Driver settings are passed as written, except that a relative path in a key named
-``fleet_json`` or ending in ``_file``, ``_path`` or ``_dir`` is made absolute against the
+``fleet_json`` or ``pidfile`` or ending in ``_file``, ``_path`` or ``_dir`` (at any depth)
+is made absolute against the
 experiment's folder (like ``inventory`` and ``outputs.dir``), so a run works from any
 working directory.
 """
@@ -335,11 +336,14 @@ def _absolute(base: Path, value: str) -> Path:
 
 
 def _driver_settings(base: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """Relative paths made absolute, at any depth (``agents.NAME.pidfile`` too)."""
     out = dict(settings)
     for key, value in settings.items():
-        is_path = key == "fleet_json" or key.endswith(("_file", "_path", "_dir"))
+        is_path = key in ("fleet_json", "pidfile") or key.endswith(("_file", "_path", "_dir"))
         if is_path and isinstance(value, str) and value:
             out[key] = str(_absolute(base, value))
+        elif isinstance(value, dict):
+            out[key] = _driver_settings(base, value)
     return out
 
 

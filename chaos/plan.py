@@ -121,7 +121,7 @@ def make_plan(experiment: Experiment, out: Path, seed: int | None = None) -> Pla
         try:
             drivers[name] = make_driver(name, experiment.drivers.get(name, {}))
         except ExperimentError as exc:
-            raise ExperimentError(f"{experiment.path}: drivers.{name}: {exc}") from None
+            raise ExperimentError(f"{experiment.path}: {exc}") from None
     steps: list[PlannedStep] = []
     for index, step in enumerate(experiment.method):
         planned = PlannedStep(index, step)

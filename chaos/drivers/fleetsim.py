@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
@@ -159,17 +159,28 @@ class FleetsimDriver(Driver):
         return True
 
     async def _patch(self, fault: Fault, body: Mapping[str, Any], step: str) -> None:
-        url, token = self._endpoint()
-        path = "/".join(quote(part, safe="") for part in split_agent(fault.agent))
         what = f"fleetsim: {step} {fault.action} on {fault.agent}"
+        await self._call("PATCH", fault.agent, body, what)
+
+    async def reset(self, agents: Sequence[str]) -> None:
+        """Every condition of these agents back to the fleet's starting state (a rollback)."""
+        for agent in agents:
+            await self._call("DELETE", agent, None, f"fleetsim: reset {agent}")
+
+    async def _call(
+        self, method: str, agent: str, body: Mapping[str, Any] | None, what: str
+    ) -> None:
+        url, token = self._endpoint()
+        path = "/".join(quote(part, safe="") for part in split_agent(agent))
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s)
             )
         try:
-            async with self._session.patch(
+            async with self._session.request(
+                method,
                 f"{url}/v1/agents/{path}/conditions",
-                json=dict(body),
+                json=None if body is None else dict(body),
                 headers={"Authorization": f"Bearer {token}"},
             ) as answer:
                 text = await answer.text()
@@ -206,8 +217,7 @@ class FleetsimDriver(Driver):
             "errors": f" {fault.params.get('rate')}",
             "cert": f" {fault.params.get('state')}",
         }.get(fault.action, "")
-        ttl = f", ttl {fault.ttl_s:g} s" if fault.ttl_s else ""
-        return f"{fault.action}{detail} {fault.agent} (fleetsim{ttl})"
+        return f"{fault.action}{detail} {fault.agent} (fleetsim)"
 
     async def close(self) -> None:
         if self._session is not None:

@@ -226,7 +226,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(settled: Stack, tmp_path) -
     out = tmp_path / "run"
     done = _run(settled, experiment, out, "--dry-run")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "step 1: stop stage/orders/orders-2 (fleetsim, ttl 65 s) for 5 s" in done.stdout
+    assert "step 1: stop stage/orders/orders-2 (fleetsim) for 5 s" in done.stdout
     assert "guard: allowed: step 1: stop on orders-2: 2 of 3 agents left" in done.stdout
     assert "dry run: nothing was changed" in done.stdout
     assert {a: settled.conditions(a) for a in ORDERS} == before

@@ -156,6 +156,23 @@ async def test_two_faults_on_one_agent_revert_independently(fleet):
 
 
 @pytest.mark.asyncio
+async def test_reset_puts_agents_back_to_their_starting_state(fleet):
+    # prod/orders/orders-3 starts paused in the demo fleet: reset keeps that, drops the rest.
+    paused = "prod/orders/orders-3"
+    fleet.set(AGENT, stopped=True, slow_ms=40)
+    fleet.set(paused, hang=True)
+    driver = driver_for(fleet)
+    try:
+        await driver.reset([AGENT, paused])
+    finally:
+        await driver.close()
+    now = conditions(fleet)["conditions"]
+    assert {field: now[field] for field in DEFAULTS} == DEFAULTS
+    now = conditions(fleet, paused)["conditions"]
+    assert {field: now[field] for field in DEFAULTS} == {**DEFAULTS, "paused": True}
+
+
+@pytest.mark.asyncio
 async def test_control_url_and_token_env(fleet, monkeypatch):
     monkeypatch.setenv("CHAOS_TEST_TOKEN", fleet.token)
     driver = make_driver(

@@ -124,7 +124,8 @@ def test_full_file_resolves_every_key() -> None:
     fleetsim = exp.drivers["fleetsim"]
     assert fleetsim["fleet_json"] == str(base.parent / "fleet" / "fleet.json")
     assert fleetsim["timeout_s"] == 10
-    assert exp.drivers["signal"] == {"agents": {"orders-1": {"pid_file": "run/orders-1.pid"}}}
+    pidfile = str(base / "run" / "orders-1.pid")  # nested paths too
+    assert exp.drivers["signal"] == {"agents": {"orders-1": {"pidfile": pidfile}}}
     assert exp.drivers["command"]["inject"] == "echo {agent}"
     assert exp.drivers_used == ("fleetsim", "signal")
     assert [i for i, _ in exp.fault_steps] == [0, 2, 3, 4, 5]
