@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 import random
@@ -88,17 +87,20 @@ class Scheduler:
         concurrency: int = 512,
         jitter: float = 0.05,
         first_run_spread: float = 60.0,
+        tick: float = 0.005,
         rng: random.Random | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        self._semaphore = asyncio.Semaphore(concurrency)
+        self._free = concurrency  # runs that may still start (the concurrency bound)
+        self._free_waiter: asyncio.Future[None] | None = None
+        self._tick = tick
         self._jitter = jitter
         self._first_run_spread = first_run_spread
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
         self._slots: dict[str, _Slot] = {}
         self._heap: list[tuple[float, int, str]] = []
-        self._wake = asyncio.Event()
+        self._waker: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.lag = LagStats()
         self.runs = 0
@@ -129,14 +131,14 @@ class Scheduler:
                 slot.job = job
             self._slots[job.key] = slot
             self._push(job.key, slot, slot.due)
-        self._wake.set()
+        self._wake()
 
     def trigger(self, key: str) -> None:
         """Run a job as soon as possible (for example when its connection dropped)."""
         slot = self._slots.get(key)
         if slot is not None and not slot.running:
             self._push(key, slot, asyncio.get_running_loop().time())
-            self._wake.set()
+            self._wake()
 
     async def run(self) -> None:
         """Dispatch jobs until cancelled; cancelling also cancels the runs in flight."""
@@ -144,26 +146,24 @@ class Scheduler:
         try:
             while True:
                 now = loop.time()
-                while self._heap and self._heap[0][0] <= now:
-                    due, generation, key = heapq.heappop(self._heap)
+                heap = self._heap
+                while heap and heap[0][0] <= now:
+                    due, generation, key = heapq.heappop(heap)
                     slot = self._slots.get(key)
                     if slot is None or slot.generation != generation:
                         continue  # replaced or removed
                     if not slot.running:
-                        # At most `concurrency` runs exist at all: when all are busy, the
-                        # dispatcher waits here, and the wait shows as lag.
-                        await self._semaphore.acquire()
-                        now = loop.time()
-                        if self._slots.get(key) is not slot or slot.generation != generation:
-                            self._semaphore.release()  # replaced while we waited
-                            continue
+                        if not self._free:
+                            # At most `concurrency` runs exist at all: when all are busy, the
+                            # dispatcher waits here, and the wait shows as lag.
+                            await self._wait_free(loop)
+                            now = loop.time()
+                            if self._slots.get(key) is not slot or slot.generation != generation:
+                                continue  # replaced while we waited
+                        self._free -= 1
                     self._dispatch(key, slot, due, now)
-                self._wake.clear()
-                delay = self._heap[0][0] - loop.time() if self._heap else None
-                if delay is None or delay > 0:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(delay):  # no task per wait, unlike wait_for
-                            await self._wake.wait()
+                    heap = self._heap
+                await self._sleep(loop)
         finally:
             for task in list(self._tasks):
                 task.cancel()
@@ -171,6 +171,39 @@ class Scheduler:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        waker = self._waker
+        if waker is not None and not waker.done():
+            waker.set_result(None)
+
+    async def _sleep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Until the next due time (at least one tick away, so runs due close together start
+        in one loop turn rather than one wake-up each) or until woken."""
+        waker = self._waker = loop.create_future()
+        handle = None
+        if self._heap:
+            handle = loop.call_at(max(self._heap[0][0], loop.time() + self._tick), self._wake)
+        try:
+            await waker
+        finally:
+            self._waker = None
+            if handle is not None:
+                handle.cancel()
+
+    async def _wait_free(self, loop: asyncio.AbstractEventLoop) -> None:
+        while not self._free:
+            self._free_waiter = loop.create_future()
+            try:
+                await self._free_waiter
+            finally:
+                self._free_waiter = None
+
+    def _release(self) -> None:
+        self._free += 1
+        waiter = self._free_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _push(self, key: str, slot: _Slot, at: float) -> None:
         slot.generation += 1
@@ -198,20 +231,37 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         job = slot.job
         ok = False
+        task = asyncio.current_task()
+        assert task is not None
+        cut_off = False
+
+        def cut() -> None:
+            # A plain timer, cheaper than asyncio.timeout() on every run: it cancels the run
+            # and says so, so that our cancellation is told apart from the scheduler stopping.
+            nonlocal cut_off
+            cut_off = True
+            task.cancel()
+
         try:
-            self.lag.add(max(0.0, loop.time() - due))
+            start = loop.time()
+            self.lag.add(max(0.0, start - due))
             self.runs += 1
+            deadline = loop.call_at(start + job.timeout, cut)
             try:
-                async with asyncio.timeout(job.timeout):  # no extra task, unlike wait_for
-                    ok = bool(await job.run())
-            except TimeoutError:
+                ok = bool(await job.run())
+            except asyncio.CancelledError:
+                if not cut_off:
+                    raise
+                task.uncancel()
                 self.timeouts += 1
             except Exception as exc:
                 # A prober must not raise for a target's fault: this is our bug. Keep going,
                 # and log the type only (a message could carry agent data).
                 log.error("probe job %s raised %s", key, type(exc).__name__)
+            finally:
+                deadline.cancel()
         finally:
-            self._semaphore.release()  # acquired by the dispatcher for this run
+            self._release()  # taken by the dispatcher for this run
             slot.running = False
         if not ok:
             self.failures += 1
@@ -220,4 +270,4 @@ class Scheduler:
             fast_due = loop.time() + job.fast_interval
             if fast_due < slot.due:
                 self._push(key, slot, fast_due)
-                self._wake.set()
+                self._wake()
