@@ -39,10 +39,15 @@ class Endpoint:
 class Answer:
     outcome: Outcome
     status: int | None = None
+    closes: bool = False  # the answer says "Connection: close"
 
 
 def request_head(
-    method: str, path: str, host: str | bytes | None, headers: Sequence[Header]
+    method: str,
+    path: str,
+    host: str | bytes | None,
+    headers: Sequence[Header],
+    keep_alive: bool = False,
 ) -> bytes:
     """A request head as bytes; ``host`` None leaves the Host header out."""
     lines = [f"{method} {path} HTTP/1.1".encode("latin-1")]
@@ -51,7 +56,8 @@ def request_head(
     for name, value in headers:
         raw = value if isinstance(value, bytes) else value.encode("latin-1")
         lines.append(name.encode("latin-1") + b": " + raw)
-    lines.append(b"Connection: close")
+    if not keep_alive:
+        lines.append(b"Connection: close")
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
@@ -118,7 +124,11 @@ def _parse(head: bytes) -> Answer:
     match = _STATUS.match(head)
     if match is None:
         return Answer(Outcome.BAD_ANSWER)
-    return Answer(Outcome.ANSWERED, int(match[1]))
+    closes = any(
+        name.strip().lower() == b"connection" and b"close" in value.lower()
+        for name, _, value in (line.partition(b":") for line in head.split(b"\r\n")[1:])
+    )
+    return Answer(Outcome.ANSWERED, int(match[1]), closes)
 
 
 def connect_failure(exc: BaseException) -> Outcome:

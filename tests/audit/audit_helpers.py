@@ -1,0 +1,61 @@
+"""Helpers for the audit tests: the fleet's inventory with audit sections, the command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+GROUP = "test/orders"
+AGENTS = ("test/orders/orders-1", "test/orders/orders-2")
+CLASSES = ("auth", "ip", "methods", "headers", "input", "rate")
+# What the demo fleet's secure agents do; fleetsim's gateway limits 150/s, bursts of 20.
+AUDIT = {
+    "methods_not_allowed": ["DELETE", "PUT", "PATCH"],
+    "ip_allow": ["127.0.0.1/32"],
+    "audit_source": "127.0.0.2",
+    "rate_limit": {"rps": 150, "burst": 20},
+    "input": {
+        "body_types": {"customer": "string", "items": "array"},
+        "path": "/api/orders/{param}",
+    },
+}
+
+
+def audit_inventory(
+    fleet: Any, directory: Path, audit: dict[str, Any] | None = None, extra_checks: int = 0
+) -> Path:
+    """The fleet's inventory with an audit section on every group (CA path made absolute)."""
+    data = yaml.safe_load((fleet.directory / "inventory.yaml").read_text())
+    data["defaults"]["tls"]["ca_bundle"] = str(fleet.ca_file)
+    for env in data["environments"]:
+        for group in env["groups"]:
+            group["audit"] = audit if audit is not None else AUDIT
+            first = group["api_checks"][0]
+            for n in range(extra_checks):
+                group["api_checks"].append({**first, "name": f"{first['name']}-{n}"})
+    path = directory / "inventory.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def insecure(fleet: Any, *classes: str) -> None:
+    for agent in AGENTS:
+        fleet.set(agent, audit_insecure=list(classes))
+
+
+def agentha(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agentha", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
