@@ -39,9 +39,17 @@ def record_seconds(seconds: Iterable[Second]) -> list[RecordSecond]:
 
 
 def in_phase(seconds: Sequence[Second], phase: Phase) -> list[Second]:
-    """The seconds whose middle falls in the phase."""
+    """The seconds of a phase.
+
+    A second that straddles the start or end of the fault phase belongs to the fault phase:
+    a call refused a moment after the fault began must not count against the baseline, nor
+    one that failed just before the revert against the recovery. Other phases keep only
+    the seconds wholly inside them.
+    """
     end = phase.end if phase.end is not None else float("inf")
-    return [s for s in seconds if phase.start <= s.t + 0.5 < end]
+    if phase.name == "fault":
+        return [s for s in seconds if s.t < end and s.t + 1 > phase.start]
+    return [s for s in seconds if phase.start <= s.t and s.t + 1 <= end]
 
 
 def phase_stats(phase: str, seconds: Sequence[Second]) -> PhaseStats:

@@ -62,7 +62,9 @@ class Stack:
         return payload["conditions"]
 
     def backend_states(self) -> dict[str, str]:
-        return {n: r["status"] for n, r in backend_stats(self.stats_port, BACKEND).items()}
+        """HAProxy's view of each agent (its BACKEND summary row left out)."""
+        rows = backend_stats(self.stats_port, BACKEND).items()
+        return {name: row["status"] for name, row in rows if name != "BACKEND"}
 
     def wait_settled(self, within: float = 20) -> None:
         """Every agent up in the monitor and in HAProxy, with no fault left."""
@@ -137,6 +139,7 @@ def haproxy_config(stack_dir: Path, inventory: Path, port: int, stats_port: int,
 
 @contextlib.contextmanager
 def chaos_stack(directory: Path, *, checks: bool = True) -> Iterator[Stack]:
+    directory.mkdir(parents=True, exist_ok=True)
     fleet_file = directory / "fleet.yaml"
     fleet_file.write_text(FLEET)
     with start_sim(directory / "fleet", "--fleet", str(fleet_file), "--workers", "0") as fleet:
