@@ -42,12 +42,29 @@ _MEMORY_KEYS = {
     "workingsetmb": 1024 * 1024,
 }
 _KEY_NOISE = re.compile(r"[_\-]")
+_KEY_NAMES: dict[str, str] = {}  # body key -> compared form; agents repeat the same few keys
+_KEY_NAMES_MAX = 256  # the body is untrusted: the cache must not grow with what it sends
+
+
+def _key_name(key: str) -> str:
+    name = _KEY_NAMES.get(key)
+    if name is None:
+        name = _KEY_NOISE.sub("", key.lower())
+        if len(_KEY_NAMES) < _KEY_NAMES_MAX and len(key) <= 64:
+            _KEY_NAMES[key] = name
+    return name
 
 
 def parse_status_body(body: bytes, connection_reused: bool) -> StatusDetails:
     """Read the optional JSON body: untrusted, so anything unexpected is simply not measured."""
     try:
-        document = json.loads(body)
+        try:
+            # UTF-8, as agents send it (json.loads would detect the encoding again); a BOM is
+            # allowed, as json.loads allows it on bytes.
+            text = body.decode().removeprefix("\ufeff")
+        except UnicodeDecodeError:
+            text = body  # let json.loads try the other encodings JSON allows
+        document = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: absurdly nested input
         return StatusDetails(connection_reused, len(body), body_is_json=False)
     processes = memory = None
@@ -58,7 +75,7 @@ def parse_status_body(body: bytes, connection_reused: bool) -> StatusDetails:
                 continue
             if not math.isfinite(value) or value < 0:
                 continue
-            name = _KEY_NOISE.sub("", key.lower())
+            name = _key_name(key)
             if name in _PROCESS_KEYS and processes is None:
                 processes = int(value)
             elif name in _MEMORY_KEYS and memory is None:

@@ -91,6 +91,8 @@ def test_hostname_matches(pki: Pki, name: str, matches: bool) -> None:
         (b"running", False, None, None),
         (b"\xff\xfe", False, None, None),
         (b"[" * 100000, False, None, None),
+        (b'\xef\xbb\xbf{"ExecutingProcesses": 3}', True, 3, None),  # UTF-8 with a BOM
+        ('{"ExecutingProcesses": 5}'.encode("utf-16"), True, 5, None),  # JSON allows UTF-16
     ],
 )
 def test_parse_status_body(body: bytes, json_: bool, processes, memory) -> None:
@@ -149,3 +151,13 @@ def test_probers_table() -> None:
     for name, prober in PROBERS.items():
         assert list(inspect.signature(prober).parameters) == ["target", "session", "deadline"]
         assert prober.__name__ == f"probe_{name}"
+
+
+def test_status_body_keys_do_not_grow_the_key_cache_without_bound() -> None:
+    from monitor.probes import status
+
+    for i in range(3 * status._KEY_NAMES_MAX):
+        parse_status_body(b'{"k%d": 1, "Memory_MB": 2}' % i, connection_reused=False)
+    assert len(status._KEY_NAMES) <= status._KEY_NAMES_MAX
+    # Keys past the bound are still read, just not remembered.
+    assert parse_status_body(b'{"Memory_MB": 2}', False).memory_bytes == 2 * 1024 * 1024
