@@ -189,6 +189,13 @@ class Controller:
         states, _ = guard.group_view(snapshot, self.exp.group)
         self.states.update(states)
         self.group_status = self.status_before = snapshot["groups"][self.exp.group]["status"]
+        # Where every lane of the report's chart starts.
+        now = time.time()
+        for subject, kind, state in [
+            *((agent, "agent", state) for agent, state in states.items()),
+            (self.exp.group, "group", self.group_status),
+        ]:
+            self.record.states.append(StateChange(now, subject, kind, "", state, "at preflight"))
         self._say(f"preflight: {self.exp.group} is {self.group_status}, {self._agent_counts()}")
         return int(snapshot.get("last_event", 0))
 
