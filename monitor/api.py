@@ -84,13 +84,18 @@ def _metrics_handler(
     registry: CollectorRegistry,
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def metrics(_request: web.Request) -> web.Response:
-        # Collecting reads the live state, so it runs on the loop; formatting megabytes of text
-        # at thousands of agents does not need the loop and runs in a thread, so probes due
-        # meanwhile still start on time.
-        families = list(registry.collect())
-        body = await asyncio.get_running_loop().run_in_executor(
-            None, generate_latest, _Collected(families)
-        )
+        loop = asyncio.get_running_loop()
+        try:
+            # Collecting and formatting run in a thread: at thousands of agents one scrape is
+            # seconds of work, and probes due meanwhile must still start on time. Collectors
+            # only read, so the worst a change made meanwhile on the loop can do is show up in
+            # some series and not yet in others, as if the scrape had come a moment later.
+            body = await loop.run_in_executor(None, generate_latest, registry)
+        except (RuntimeError, KeyError):
+            # A collection that met a dict changing size or an agent removed by a reload as
+            # it read them: collect on the loop, where nothing changes meanwhile.
+            families = list(registry.collect())
+            body = await loop.run_in_executor(None, generate_latest, _Collected(families))
         response = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
         response.enable_compression()
         return response

@@ -188,7 +188,7 @@ def _check_metrics(ledger: ProbeLedger, store: StateStore) -> Iterator[Metric]:
         labels=labels,
     )
     for group_id in store.group_ids:
-        for check in store.group(group_id).checks:
+        for check in list(store.group(group_id).checks):
             results = ledger.results_for(f"{group_id}:{check}")
             check_labels = [*_group_labels(group_id), check]
             entry = results.get("entrypoint")
@@ -236,7 +236,8 @@ def _probe_metrics(ledger: ProbeLedger, agent_ids: list[str]) -> Iterator[Metric
     )
     for agent_id in agent_ids:
         labels = _agent_labels(agent_id)
-        for probe, result in ledger.results_for(agent_id).items():
+        # Copies (atomic under the GIL): the collector may run in a thread while probes record.
+        for probe, result in list(ledger.results_for(agent_id).items()):
             success.add_metric([*labels, probe], float(result.ok))
             duration.add_metric([*labels, probe], result.duration)
             details = result.details
@@ -294,7 +295,7 @@ def _probe_metrics(ledger: ProbeLedger, agent_ids: list[str]) -> Iterator[Metric
         "Failed API check probes (entrypoint, auth) by reason.",
         labels=(*GROUP_LABELS, "check", "probe", "reason"),
     )
-    for (target_id, probe, reason), count in ledger.failures.items():
+    for (target_id, probe, reason), count in list(ledger.failures.items()):
         group_id, is_check, check = target_id.partition(":")  # ENV/GROUP:CHECK
         if is_check:
             check_failures.add_metric([*_group_labels(group_id), check, probe, reason], count)
@@ -306,13 +307,13 @@ def _probe_metrics(ledger: ProbeLedger, agent_ids: list[str]) -> Iterator[Metric
         "Kept-alive status connections the agent closed or reset.",
         labels=AGENT_LABELS,
     )
-    for agent_id, count in ledger.drops.items():
+    for agent_id, count in list(ledger.drops.items()):
         drops.add_metric(_agent_labels(agent_id), count)
     yield drops
     durations = HistogramMetricFamily(
         f"{PREFIX}_probe_duration_seconds", "Probe durations, by probe kind.", labels=("probe",)
     )
-    for probe, histogram in ledger.durations.items():
+    for probe, histogram in list(ledger.durations.items()):
         durations.add_metric([probe], histogram.cumulative(), histogram.total)
     yield durations
 

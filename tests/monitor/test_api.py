@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 
 import aiohttp
 import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
 
 from monitor.api import create_app
 from monitor.client import MonitorClient, MonitorClientError
@@ -20,9 +22,11 @@ A1, A2 = "test/orders/a1", "test/orders/a2"
 
 
 @contextlib.asynccontextmanager
-async def serve(store: StateStore, token: str | None = None):
+async def serve(store: StateStore, token: str | None = None, *extra):
     registry = CollectorRegistry()
     registry.register(MonitorCollector(store, None, version="test"))
+    for collector in extra:
+        registry.register(collector)
     runner = web.AppRunner(create_app(store, registry, token=token, ping_interval=0.2))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -50,6 +54,49 @@ async def test_snapshot_health_and_metrics() -> None:
         async with client.session.get(f"{url}/metrics") as response:
             text = await response.text()
         assert 'agentha_agent_up{agent="a1",environment="test",group="orders"} 1.0' in text
+
+
+class ThreadRecorder:
+    """Records the thread each collection ran in; optionally fails off the loop's thread."""
+
+    def __init__(self, fail_in_thread: bool) -> None:
+        self.threads: list[threading.Thread] = []
+        self.fail_in_thread = fail_in_thread
+
+    def collect(self):
+        self.threads.append(threading.current_thread())
+        if self.fail_in_thread and threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("dictionary changed size during iteration")
+        yield GaugeMetricFamily("recorder_value", "A test gauge.", value=7)
+
+
+@pytest.mark.asyncio
+async def test_metrics_are_collected_off_the_event_loop() -> None:
+    recorder = ThreadRecorder(fail_in_thread=False)
+    async with (
+        serve(make_store(), None, recorder) as url,
+        MonitorClient(url) as client,
+        client.session.get(f"{url}/metrics") as response,
+    ):
+        text = await response.text()
+    assert "recorder_value 7.0" in text
+    assert recorder.threads and threading.main_thread() not in recorder.threads
+
+
+@pytest.mark.asyncio
+async def test_a_collection_that_meets_a_change_is_done_again_on_the_loop() -> None:
+    recorder = ThreadRecorder(fail_in_thread=True)
+    store = make_store()
+    store.observe_status(A1, Liveness.UP, "ok")
+    async with (
+        serve(store, None, recorder) as url,
+        MonitorClient(url) as client,
+        client.session.get(f"{url}/metrics") as response,
+    ):
+        status, text = response.status, await response.text()
+    assert status == 200 and "recorder_value 7.0" in text
+    assert 'agentha_agent_up{agent="a1",environment="test",group="orders"} 1.0' in text
+    assert recorder.threads[-1] is threading.main_thread()
 
 
 @pytest.mark.asyncio
