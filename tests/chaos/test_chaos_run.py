@@ -142,7 +142,8 @@ def _wait_injected(out: Path, count: int, proc: subprocess.Popen[str], within: f
     raise AssertionError("the faults were not injected in time")
 
 
-def test_ctrl_c_reverts_every_fault_within_two_seconds(settled: Stack, tmp_path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_reverts_every_fault_within_two_seconds(settled: Stack, tmp_path, signum) -> None:
     experiment = settled.experiment(
         "interrupted",
         method=[{"fault": {"action": "stop", "targets": ["orders-1", "orders-3"],
@@ -155,9 +156,9 @@ def test_ctrl_c_reverts_every_fault_within_two_seconds(settled: Stack, tmp_path)
         _wait_injected(out, 2, proc)
         assert _stopped(settled) == {ORDERS[0]: True, ORDERS[1]: False, ORDERS[2]: True}
         sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         while any(_stopped(settled).values()):
-            assert time.monotonic() - sent <= 2.0, "faults still applied 2 s after Ctrl-C"
+            assert time.monotonic() - sent <= 2.0, "faults still applied 2 s after the signal"
             time.sleep(0.05)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
@@ -165,7 +166,7 @@ def test_ctrl_c_reverts_every_fault_within_two_seconds(settled: Stack, tmp_path)
             proc.kill()
     assert proc.returncode == 130, stdout + stderr
     record = _record(out)
-    assert record["verdict"] == "aborted" and "SIGINT" in record["reason"]
+    assert record["verdict"] == "aborted" and signal.Signals(signum).name in record["reason"]
     assert all(f["reverted_at"] is not None for f in record["faults"])
     assert (out / "junit.xml").exists() and (out / "report.html").exists()
 
@@ -231,3 +232,23 @@ def test_dry_run_prints_the_plan_and_changes_nothing(settled: Stack, tmp_path) -
     assert "dry run: nothing was changed" in done.stdout
     assert {a: settled.conditions(a) for a in ORDERS} == before
     assert not out.exists()
+
+
+def test_an_abort_condition_reverts_at_once(settled: Stack, tmp_path) -> None:
+    # Every agent answers 500: clients fail whatever HAProxy does, and the run must stop.
+    experiment = settled.experiment(
+        "abort",
+        method=[{"fault": {"action": "errors", "params": {"rate": 1.0}, "targets": "all",
+                           "duration": "60s"}}],
+        guards={"allow_outage": True, "abort_success_below": 0.5, "abort_over": "2s"},
+    )  # fmt: skip
+    out = tmp_path / "run"
+    started = time.monotonic()
+    done = _run(settled, experiment, out)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert time.monotonic() - started < 40  # long before the 60 s fault would end
+    record = _record(out)
+    assert record["verdict"] == "aborted" and "success ratio" in record["reason"]
+    assert "abort: success ratio" in done.stdout
+    assert all(f["reverted_at"] is not None for f in record["faults"])
+    assert all(settled.conditions(a)["error_rate"] == 0 for a in ORDERS)
