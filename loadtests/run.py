@@ -13,6 +13,7 @@ Files in the output folder: ``timeline.jsonl`` (``loadtests.timeline``), ``verdi
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import json
 import os
@@ -195,6 +196,7 @@ class LocustProcess:
                 stdin=subprocess.DEVNULL,
                 env=os.environ.copy(),
                 start_new_session=self._own_session,
+                preexec_fn=_parent_death_signal() if self._own_session else None,
             )
 
     @property
@@ -223,6 +225,16 @@ class LocustProcess:
             if line.startswith("agentha load: error:")
         ]
         return ours[-1] if ours else None
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """For the child, before exec: SIGTERM when its parent dies (Linux ``prctl``), so a
+    killed chaos run does not leave load running. Elsewhere Locust ends with its shape."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -185,8 +185,11 @@ def test_recover_reverts_what_a_killed_run_left_applied(settled: Stack, tmp_path
     finally:
         proc.kill()  # SIGKILL: no rollback can run
         proc.communicate(timeout=30)
-    # Locust ran in its own session; the killed runner could not stop it.
-    subprocess.run(["pkill", "-f", str(out / "load")], check=False)
+    # Locust ran in its own session: it goes when its parent dies, not with the terminal.
+    deadline = time.monotonic() + 20
+    while _locust_running(out):
+        assert time.monotonic() < deadline, "Locust outlived the killed run"
+        time.sleep(0.2)
     assert _stopped(settled) == {ORDERS[0]: True, ORDERS[1]: True, ORDERS[2]: False}
     # No argument: the run is found through its active pointer.
     done = agentha("chaos", "recover", env=settled.env)
@@ -195,6 +198,11 @@ def test_recover_reverts_what_a_killed_run_left_applied(settled: Stack, tmp_path
     assert _stopped(settled) == dict.fromkeys(ORDERS, False)  # long before the TTLs
     again = agentha("chaos", "recover", env=settled.env)
     assert again.returncode == 0 and "no run left faults applied" in again.stdout
+
+
+def _locust_running(out: Path) -> bool:
+    found = subprocess.run(["pgrep", "-f", str(out / "load")], capture_output=True, check=False)
+    return found.returncode == 0
 
 
 def test_guard_refuses_the_last_healthy_agent(settled: Stack, tmp_path) -> None:
