@@ -269,4 +269,22 @@ def try_commands(fleet: fleetsim.RunningFleet, monitor_url: str) -> list[tuple[s
             f"curl -s {monitor_url}/api/v1/snapshot | python3 -m json.tool | grep -A9 '\"groups\"'",
         ),
         ("follow state changes as they happen", f"curl -N {monitor_url}/api/v1/events"),
+        *_chaos_command(fleet),
+    ]
+
+
+CHAOS_EXAMPLE = Path("examples/chaos/stop-one-agent.yaml")
+
+
+def _chaos_command(fleet: fleetsim.RunningFleet) -> list[tuple[str, str]]:
+    """The chaos example, when this is the repository root and the demo's default folder
+    (the example finds the demo's files at ../../demo-fleet)."""
+    secrets = fleet.files["secrets.env"]
+    if not CHAOS_EXAMPLE.is_file() or secrets.parent.resolve() != Path("demo-fleet").resolve():
+        return []
+    return [
+        (
+            "a chaos run: one agent of test/orders stopped under load, then a verdict (1 min)",
+            f"set -a; . {shlex.quote(str(secrets))}; set +a; agentha chaos run {CHAOS_EXAMPLE}",
+        )
     ]
