@@ -7,6 +7,12 @@
 - Fast re-probe: after a failure the job runs again after ``fast_interval`` (HAProxy's
   ``fastinter``), so rise/fall thresholds are crossed in seconds, not intervals; ``trigger()``
   asks for a run at once (a kept-alive connection dropped).
+- Hedged confirmation: a job with a ``hedge`` whose run has not ended ``hedge_after`` seconds
+  after it started, while the job was passing, gets a second, independent run (``hedge``, a
+  fresh connection) alongside. Each keeps its full timeout, so a slow but alive target passes
+  both; a hung one fails both about ``hedge_after`` apart, instead of one timeout after the
+  other. At most ``max_hedges`` are in flight, so an overloaded monitor or fleet gets no
+  extra load from them.
 - Bounded: at most ``concurrency`` runs in flight; every run is cut off at its ``timeout``
   (the deadline lives here, not in each prober).
 - Measured: lag is the time from a run's due time to its start.
@@ -36,12 +42,18 @@ class Job:
     interval: float
     timeout: float
     fast_interval: float | None = None
+    hedge: Callable[[], Awaitable[bool]] | None = None
+    hedge_after: float | None = None
 
     def __post_init__(self) -> None:
         if self.interval <= 0 or self.timeout <= 0:
             raise ValueError(f"{self.key}: interval and timeout must be positive")
         if self.fast_interval is not None and self.fast_interval <= 0:
             raise ValueError(f"{self.key}: fast_interval must be positive")
+        if (self.hedge is None) != (self.hedge_after is None):
+            raise ValueError(f"{self.key}: hedge and hedge_after go together")
+        if self.hedge_after is not None and not 0 < self.hedge_after < self.timeout:
+            raise ValueError(f"{self.key}: hedge_after must be between 0 and the timeout")
 
 
 @dataclass(slots=True)
@@ -88,6 +100,7 @@ class Scheduler:
         jitter: float = 0.05,
         first_run_spread: float = 60.0,
         tick: float = 0.005,
+        max_hedges: int = 64,
         rng: random.Random | None = None,
     ) -> None:
         if concurrency < 1:
@@ -95,6 +108,8 @@ class Scheduler:
         self._free = concurrency  # runs that may still start (the concurrency bound)
         self._free_waiter: asyncio.Future[None] | None = None
         self._tick = tick
+        self._max_hedges = max_hedges
+        self._hedging = 0
         self._jitter = jitter
         self._first_run_spread = first_run_spread
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
@@ -107,6 +122,7 @@ class Scheduler:
         self.failures = 0
         self.timeouts = 0
         self.missed = 0
+        self.hedges = 0  # hedge runs started (also counted in runs)
 
     @property
     def in_flight(self) -> int:
@@ -246,6 +262,9 @@ class Scheduler:
             start = loop.time()
             self.lag.add(max(0.0, start - due))
             self.runs += 1
+            hedge = None
+            if job.hedge_after is not None and not slot.failed:
+                hedge = loop.call_at(start + job.hedge_after, self._hedge, key, slot)
             deadline = loop.call_at(start + job.timeout, cut)
             try:
                 ok = bool(await job.run())
@@ -260,6 +279,8 @@ class Scheduler:
                 log.error("probe job %s raised %s", key, type(exc).__name__)
             finally:
                 deadline.cancel()
+                if hedge is not None:
+                    hedge.cancel()
         finally:
             self._release()  # taken by the dispatcher for this run
             slot.running = False
@@ -271,3 +292,32 @@ class Scheduler:
             if fast_due < slot.due:
                 self._push(key, slot, fast_due)
                 self._wake()
+
+    def _hedge(self, key: str, slot: _Slot) -> None:
+        if (
+            not slot.running
+            or self._hedging >= self._max_hedges
+            or self._slots.get(key) is not slot
+        ):
+            return
+        self._hedging += 1
+        self.hedges += 1
+        task = asyncio.create_task(self._run_hedge(key, slot.job))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_hedge(self, key: str, job: Job) -> None:
+        assert job.hedge is not None
+        ok = False
+        try:
+            self.runs += 1
+            async with asyncio.timeout(job.timeout):
+                ok = bool(await job.hedge())
+        except TimeoutError:
+            self.timeouts += 1
+        except Exception as exc:
+            log.error("probe job %s hedge raised %s", key, type(exc).__name__)
+        finally:
+            self._hedging -= 1
+        if not ok:
+            self.failures += 1

@@ -24,6 +24,7 @@ from monitor.probes import (
     ProbeTarget,
     Reason,
     TlsDetails,
+    probe_status,
 )
 from monitor.probes.target import ApiCheckTarget
 from monitor.scheduler import Job, Scheduler
@@ -176,6 +177,10 @@ class Monitor:
                 if not _applies(probe, target):
                     continue
                 key = f"{probe}:{target_id}"
+                # A live agent's status probe that has no answer within the fast interval
+                # gets a second one on a fresh connection (the scheduler's hedge): a hung
+                # agent fails both about a second apart, not one timeout after the other.
+                hedged = probe == "status" and timing.fast_interval is not None
                 jobs.append(
                     Job(
                         key=key,
@@ -184,6 +189,8 @@ class Monitor:
                         # The prober returns by its own deadline; this is the backstop.
                         timeout=timing.timeout + 1.0,
                         fast_interval=timing.fast_interval,
+                        hedge=self._hedger(target, key) if hedged else None,
+                        hedge_after=min(timing.fast_interval, timing.timeout) if hedged else None,
                     )
                 )
         return jobs
@@ -211,6 +218,29 @@ class Monitor:
             return result.ok if probe in _FAST_REPROBE else True
 
         return run
+
+    def _hedger(self, target: Target, key: str) -> Callable[[], Awaitable[bool]]:
+        timeout = self.settings.timings["status"].timeout
+
+        async def hedge() -> bool:
+            fresh = ProbeSession()  # its own connection: the kept-alive one is busy
+            deadline = asyncio.get_running_loop().time() + timeout
+            try:
+                result = await probe_status(target, fresh, deadline)
+            except BaseException:
+                fresh.close()
+                raise
+            self.record(result)
+            session = self._sessions.get(target.id)
+            if session is not None and session.status_connection is None and result.ok:
+                # The kept-alive connection failed meanwhile: keep this one in its place.
+                session.status_connection, fresh.status_connection = fresh.status_connection, None
+                if session.status_connection is not None:
+                    session.status_connection.on_drop(lambda: self.scheduler.trigger(key))
+            fresh.close()
+            return result.ok
+
+        return hedge
 
     def record(self, result: ProbeResult) -> list[Event]:
         """Apply one result to the ledger and the store; log the transitions it caused."""

@@ -158,3 +158,95 @@ def test_jobs_reject_bad_timings() -> None:
 
     with pytest.raises(ValueError, match="x: interval"):
         Job("x", run, interval=0, timeout=1)
+
+
+def hedged_job(main_starts: list[float], hedge_starts: list[float], *, main: float, hedge: float):
+    """A passing job whose runs take ``main`` seconds and whose hedges take ``hedge``."""
+    return Job(
+        "h",
+        recorder(main_starts, duration=main),
+        interval=10,
+        timeout=0.5,
+        fast_interval=0.1,
+        hedge=recorder(hedge_starts, duration=hedge),
+        hedge_after=0.1,
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_slow_run_gets_a_hedge_after_hedge_after_and_a_hung_one_fails_twice() -> None:
+    main: list[float] = []
+    hedges: list[float] = []
+    scheduler = Scheduler(jitter=0)
+    scheduler.set_jobs([hedged_job(main, hedges, main=10, hedge=10)])  # both hang
+    async with running(scheduler):
+        scheduler.trigger("h")
+        await asyncio.sleep(0.7)
+    assert len(hedges) == 1 and 0.08 <= hedges[0] - main[0] <= 0.2
+    # Both cut off at their own full timeout, one hedge_after apart.
+    assert scheduler.timeouts == 2 and scheduler.failures == 2 and scheduler.hedges == 1
+    # Then the fast re-probe after the failure (0.6 s), without a hedge of its own.
+    assert scheduler.runs == 3 and len(main) == 2
+
+
+@pytest.mark.asyncio
+async def test_no_hedge_for_a_quick_run_nor_after_a_failed_one() -> None:
+    main: list[float] = []
+    hedges: list[float] = []
+    scheduler = Scheduler(jitter=0)
+    scheduler.set_jobs([hedged_job(main, hedges, main=0.02, hedge=0)])
+    async with running(scheduler):
+        scheduler.trigger("h")
+        await asyncio.sleep(0.3)
+    assert main and not hedges  # answered within hedge_after
+
+    failing: list[float] = []
+    job = Job(
+        "f",
+        recorder(failing, ok=False, duration=0.2),
+        interval=10,
+        timeout=1,
+        fast_interval=0.05,
+        hedge=recorder(hedges),
+        hedge_after=0.1,
+    )
+    scheduler = Scheduler(jitter=0)
+    scheduler.set_jobs([job])
+    async with running(scheduler):
+        scheduler.trigger("f")
+        await asyncio.sleep(0.6)
+    # The first run was passing-state, slow: one hedge. Its re-probes follow a failure: none.
+    assert len(failing) >= 2 and len(hedges) == 1
+
+
+@pytest.mark.asyncio
+async def test_hedges_in_flight_are_bounded() -> None:
+    hedges: list[float] = []
+    scheduler = Scheduler(jitter=0, max_hedges=2)
+    jobs = [
+        Job(
+            f"j{i}",
+            recorder([], duration=0.4),
+            interval=10,
+            timeout=1,
+            hedge=recorder(hedges, duration=0.4),
+            hedge_after=0.05,
+        )
+        for i in range(5)
+    ]
+    scheduler.set_jobs(jobs)
+    async with running(scheduler):
+        for i in range(5):
+            scheduler.trigger(f"j{i}")
+        await asyncio.sleep(0.3)
+    assert len(hedges) == 2 and scheduler.hedges == 2
+
+
+def test_hedge_settings_are_checked() -> None:
+    async def run() -> bool:
+        return True
+
+    with pytest.raises(ValueError, match="go together"):
+        Job("x", run, interval=1, timeout=1, hedge=run)
+    with pytest.raises(ValueError, match="between 0 and the timeout"):
+        Job("x", run, interval=1, timeout=1, hedge=run, hedge_after=1)
