@@ -24,7 +24,7 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -248,9 +248,9 @@ class Controller:
         await self._revert(restart)
         if drain is not None:
             # Back, but still drained: wait until the monitor sees it answer (paused).
-            await self._wait_state(restart.agent, {"paused", "up"}, step.settle_s)
+            await self._wait_state(restart.agent, {"paused", *guard.TAKES_TRAFFIC}, step.settle_s)
             await self._revert(drain)
-        await self._wait_state(restart.agent, {"up"}, step.settle_s)
+        await self._wait_state(restart.agent, guard.TAKES_TRAFFIC, step.settle_s)
 
     async def _guard(self, client: MonitorClient, faults: list[Fault], what: str) -> None:
         snapshot = await client.snapshot()
@@ -368,7 +368,7 @@ class Controller:
         self.record.notes.append(line)
         self._say(line)
 
-    async def _wait_state(self, agent: str, states: set[str], within_s: float) -> None:
+    async def _wait_state(self, agent: str, states: Collection[str], within_s: float) -> None:
         end = time.monotonic() + within_s
         while self.states.get(agent) not in states:
             if time.monotonic() >= end:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from chaos.guard import TAKES_TRAFFIC
 from chaos.record import Check, FaultWindow, Phase, PhaseStats, RunRecord, StateChange
 from chaos.record import Second as RecordSecond
 from loadtests.thresholds import Threshold, evaluate
@@ -105,26 +106,33 @@ def threshold_checks(
 def fault_times(
     window: FaultWindow, seconds: Sequence[RecordSecond], states: Sequence[StateChange]
 ) -> None:
-    """Fill detection, failover and recovery times of one fault window in place."""
+    """Fill detection, failover and recovery times of one fault window in place.
+
+    Detection is the agent's first state change after the fault; recovery is its return to
+    a state that takes traffic (``up`` or ``degraded``), or to the state it had before the
+    fault if that was neither. An agent with a planted finding is ``degraded`` before and
+    after: that counts as back.
+    """
     if window.injected_at is None:
         return
     start = window.injected_at
     end = window.reverted_at if window.reverted_at is not None else float("inf")
     agent_changes = [s for s in states if s.kind == "agent" and s.subject == window.agent]
-    detected = next((s for s in agent_changes if s.t >= start and s.new != "up"), None)
+    before = next((s.new for s in reversed(agent_changes) if s.t < start), "up")
+    detected = next((s for s in agent_changes if s.t >= start and s.new != before), None)
     if detected is not None and detected.t <= end + 1:
         window.detection_s = round(detected.t - start, 3)
     failed = [s.t for s in seconds if s.fail and start <= s.t + 0.5 < end]
     window.failover_s = round(max(0.0, failed[-1] + 1 - start), 3) if failed else 0.0
-    if window.reverted_at is not None:
-        if window.detection_s is None:
-            window.recovery_s = 0.0
-        else:
-            back = next(
-                (s for s in agent_changes if s.t >= window.reverted_at and s.new == "up"), None
-            )
-            if back is not None:
-                window.recovery_s = round(back.t - window.reverted_at, 3)
+    if window.reverted_at is None:
+        return
+    if window.detection_s is None:
+        window.recovery_s = 0.0
+        return
+    home = TAKES_TRAFFIC if before in TAKES_TRAFFIC else {before}
+    back = next((s for s in agent_changes if s.t >= window.reverted_at and s.new in home), None)
+    if back is not None:
+        window.recovery_s = round(back.t - window.reverted_at, 3)
 
 
 def time_checks(

@@ -73,6 +73,18 @@ def test_fault_times_from_events_and_the_error_stream() -> None:
     assert not missed.passed and missed.observed == "not detected by the monitor"
 
 
+def test_an_agent_degraded_before_the_fault_is_back_when_degraded_again() -> None:
+    agent = "e/g/a1"
+    window = FaultWindow("f1", "fleetsim", "pause", agent, "pause a1", 0, T0 + 10, T0 + 20)
+    states = [
+        StateChange(T0 + 1, agent, "agent", "", "degraded", "at preflight"),
+        StateChange(T0 + 10.5, agent, "agent", "degraded", "paused", "paused"),
+        StateChange(T0 + 21.5, agent, "agent", "paused", "degraded", "certificate expires"),
+    ]
+    measures.fault_times(window, [], states)
+    assert (window.detection_s, window.recovery_s) == (0.5, 1.5)
+
+
 def test_group_status_check_sees_a_dip_inside_the_phase() -> None:
     record = RunRecord("t", "x.yaml", "e/g", T0)
     record.states = [
