@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "agentha.cmd_lb",
     "agentha.cmd_tui",
     "agentha.cmd_chaos",
+    "agentha.cmd_audit",
 )
 
 EXIT_OK = 0
