@@ -6,7 +6,11 @@
   going is skipped and counted as missed.
 - Fast re-probe: after a failure the job runs again after ``fast_interval`` (HAProxy's
   ``fastinter``), so rise/fall thresholds are crossed in seconds, not intervals; ``trigger()``
-  asks for a run at once (a kept-alive connection dropped).
+  asks for a run at once (a kept-alive connection dropped). Only while a change is being
+  confirmed: after ``fast_failures`` failures in a row (the fall threshold: the target is down)
+  the job is back on its interval, as HAProxy's ``downinter`` defaults to ``inter``, so a
+  thousand targets down do not bring a thousand probes a second; the first success after
+  failures brings ``fast_recovery`` fast re-probes (rise threshold - 1) to confirm it.
 - Hedged confirmation: a job with a ``hedge`` whose run has not ended ``hedge_after`` seconds
   after it started, while the job was passing, gets a second, independent run (``hedge``, a
   fresh connection) alongside. Each keeps its full timeout, so a slow but alive target passes
@@ -44,6 +48,8 @@ class Job:
     fast_interval: float | None = None
     hedge: Callable[[], Awaitable[bool]] | None = None
     hedge_after: float | None = None
+    fast_failures: int | None = None  # None: a fast re-probe after every failure
+    fast_recovery: int = 0
 
     def __post_init__(self) -> None:
         if self.interval <= 0 or self.timeout <= 0:
@@ -90,6 +96,8 @@ class _Slot:
     generation: int = 0  # bumps when the heap entry for this slot is replaced
     running: bool = False
     failed: bool = False
+    fails: int = 0  # failed runs in a row
+    recovering: int = 0  # fast re-probes still due to confirm a recovery
 
 
 class Scheduler:
@@ -287,11 +295,29 @@ class Scheduler:
         if not ok:
             self.failures += 1
         slot.failed = not ok
-        if not ok and job.fast_interval is not None and self._slots.get(key) is slot:
+        if self._confirming(job, slot, ok) and self._slots.get(key) is slot:
+            assert job.fast_interval is not None
             fast_due = loop.time() + job.fast_interval
             if fast_due < slot.due:
                 self._push(key, slot, fast_due)
                 self._wake()
+
+    @staticmethod
+    def _confirming(job: Job, slot: _Slot, ok: bool) -> bool:
+        """Whether this result calls for a fast re-probe (a change being confirmed)."""
+        if ok:
+            if slot.fails:
+                slot.recovering = job.fast_recovery
+            slot.fails = 0
+            if not slot.recovering:
+                return False
+            slot.recovering -= 1
+        else:
+            slot.fails += 1
+            slot.recovering = 0
+            if job.fast_failures is not None and slot.fails > job.fast_failures:
+                return False
+        return job.fast_interval is not None
 
     def _hedge(self, key: str, slot: _Slot) -> None:
         if (

@@ -189,6 +189,8 @@ class Monitor:
                         # The prober returns by its own deadline; this is the backstop.
                         timeout=timing.timeout + 1.0,
                         fast_interval=timing.fast_interval,
+                        fast_failures=self.settings.fall,
+                        fast_recovery=self.settings.rise - 1,
                         hedge=self._hedger(target, key) if hedged else None,
                         hedge_after=min(timing.fast_interval, timing.timeout) if hedged else None,
                     )

@@ -250,3 +250,30 @@ def test_hedge_settings_are_checked() -> None:
         Job("x", run, interval=1, timeout=1, hedge=run)
     with pytest.raises(ValueError, match="between 0 and the timeout"):
         Job("x", run, interval=1, timeout=1, hedge=run, hedge_after=1)
+
+
+@pytest.mark.asyncio
+async def test_fast_re_probes_stop_once_down_and_confirm_a_recovery() -> None:
+    starts: list[float] = []
+    healthy = False
+
+    async def run() -> bool:
+        starts.append(asyncio.get_running_loop().time())
+        return healthy
+
+    scheduler = Scheduler(jitter=0)
+    job = Job(
+        "d", run, interval=10, timeout=1, fast_interval=0.05, fast_failures=2, fast_recovery=1
+    )
+    scheduler.set_jobs([job])
+    async with running(scheduler):
+        scheduler.trigger("d")
+        await asyncio.sleep(0.4)
+        # The first failure and the one confirming "down" bring fast re-probes; then the
+        # job is back on its 10 s interval (a fast re-probe each time would be 8 runs).
+        assert len(starts) == 3
+        healthy = True
+        scheduler.trigger("d")
+        await asyncio.sleep(0.3)
+        # The first success after failures brings one fast re-probe (rise 2), then none.
+        assert len(starts) == 5
