@@ -107,12 +107,15 @@ class Scheduler:
         concurrency: int = 512,
         jitter: float = 0.05,
         first_run_spread: float = 60.0,
+        start_rate: float = 400.0,
         tick: float = 0.005,
         max_hedges: int = 64,
         rng: random.Random | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if start_rate <= 0:
+            raise ValueError("start_rate must be positive")
         self._free = concurrency  # runs that may still start (the concurrency bound)
         self._free_waiter: asyncio.Future[None] | None = None
         self._tick = tick
@@ -120,6 +123,7 @@ class Scheduler:
         self._hedging = 0
         self._jitter = jitter
         self._first_run_spread = first_run_spread
+        self._start_rate = start_rate
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
         self._slots: dict[str, _Slot] = {}
         self._heap: list[tuple[float, int, str]] = []
@@ -143,13 +147,20 @@ class Scheduler:
     def set_jobs(self, jobs: Iterable[Job]) -> None:
         """Install the job list; jobs already known keep their place on the grid."""
         now = asyncio.get_running_loop().time()
+        jobs = list(jobs)
         old, self._slots = self._slots, {}
+        # New jobs start at most `start_rate` a second on average: each first run makes a new
+        # connection (a TLS handshake on both sides), and ten thousand of them within one
+        # status interval would take more CPU than a small machine has. Below
+        # start_rate x interval new jobs this changes nothing.
+        new = sum(job.key not in old for job in jobs)
+        at_rate = new / self._start_rate
         for job in jobs:
             slot = old.get(job.key)
             if slot is None:
                 # Spread first runs so probes do not come in waves, but not over a whole long
                 # interval: a TLS audit every 5 min should still report soon after start.
-                spread = min(job.interval, self._first_run_spread)
+                spread = max(min(job.interval, self._first_run_spread), at_rate)
                 slot = _Slot(job, now + self._rng.uniform(0, spread))
             else:
                 slot.job = job

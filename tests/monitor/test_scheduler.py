@@ -277,3 +277,18 @@ async def test_fast_re_probes_stop_once_down_and_confirm_a_recovery() -> None:
         await asyncio.sleep(0.3)
         # The first success after failures brings one fast re-probe (rise 2), then none.
         assert len(starts) == 5
+
+
+@pytest.mark.asyncio
+async def test_many_new_jobs_start_at_a_bounded_rate() -> None:
+    starts: list[float] = []
+    scheduler = Scheduler(jitter=0, first_run_spread=0.1, start_rate=100)
+    # 40 jobs at 100 a second: first runs spread over 0.4 s, not over the 0.1 s spread.
+    scheduler.set_jobs([Job(f"j{i}", recorder(starts), interval=10, timeout=1) for i in range(40)])
+    t0 = asyncio.get_running_loop().time()
+    async with running(scheduler):
+        await asyncio.sleep(0.6)
+    assert len(starts) == 40
+    late = [s for s in starts if s - t0 > 0.15]
+    assert len(late) >= 15  # about 30 of 40 expected after 0.1 s
+    assert max(starts) - t0 < 0.5
