@@ -3,9 +3,9 @@
 For each fleet size: start ``agentha sim --agents N``, then ``agentha monitor`` on its
 inventory without the API checks (agent probes only: API checks make the fleet's gateways
 health-check every agent each second) with the status probe every 10 s; wait out the first
-minute (first connections and the one TLS and plaintext audit per agent, which the scheduler
-spreads over 60 s; their interval is a day so none recurs), then measure a window of status
-probes only:
+runs (first connections and the one TLS and plaintext audit per agent, which the scheduler
+spreads over 60 s, or longer at 400 new jobs a second: 75 s at 10,000 agents; their interval
+is a day so none recurs), then measure a window of status probes only:
 
   monitor CPU     utime+stime of the monitor process (/proc/PID/stat) over the window, in cores
   CPU per probe   monitor CPU seconds / probe runs started in the window (its /metrics)
@@ -39,7 +39,14 @@ COUNTERS = {
     "agentha_probe_failures_total",
 }
 LAG = "agentha_schedule_lag_seconds"
-AUDITS_SPREAD_S = 60.0  # the scheduler spreads first runs over min(interval, 60 s)
+AUDITS_SPREAD_S = 60.0  # the scheduler spreads first runs over min(interval, 60 s)...
+START_RATE = 400.0  # ...or longer: new jobs start at most 400 a second (monitor/scheduler.py)
+JOBS_PER_AGENT = 3  # status, tls, plaintext
+
+
+def first_runs_s(agents: int) -> float:
+    """Seconds over which the monitor starts the first run of every job."""
+    return max(AUDITS_SPREAD_S, JOBS_PER_AGENT * agents / START_RATE)
 
 EPILOG = """\
 examples:
@@ -67,7 +74,8 @@ def measure(size: int, args: argparse.Namespace, work: Path) -> dict[str, object
             trees = {"monitor": monitor.proc.pid, "fleet": fleet.proc.pid}
             first = procstat.read_cpu(trees, time.monotonic())
             print(f"   monitor ready in {ready_s:.1f} s; first minute...", file=sys.stderr)
-            time.sleep(args.warmup)
+            warmup = args.warmup if args.warmup is not None else first_runs_s(size) + 5
+            time.sleep(warmup)
             before, before_s, _ = scrape(monitor)
             start = procstat.read_cpu(trees, time.monotonic())
             print(f"   measuring {args.window:.0f} s", file=sys.stderr)
@@ -87,6 +95,7 @@ def measure(size: int, args: argparse.Namespace, work: Path) -> dict[str, object
     return {
         "agents": size,
         "ready_s": ready_s,
+        "warmup_s": warmup,
         "first_cpu_s": start.seconds_since(first, "monitor"),
         "cores": end.cores_since(start, "monitor"),
         "cpu_per_probe_ms": 1000 * monitor_cpu / runs if runs else None,
@@ -145,8 +154,9 @@ ROWS = [
 
 
 def print_table(results: list[dict[str, object]], args: argparse.Namespace) -> None:
+    warmups = ", ".join(f"{r['warmup_s']:g}" for r in results)
     print(f"\nstatus interval {args.interval:g} s, window {args.window:g} s after "
-          f"{args.warmup:g} s, {os.cpu_count()} cores")
+          f"{warmups} s, {os.cpu_count()} cores")
     cells = [[name, *(cell(r) for r in results)] for name, cell in ROWS]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
     for row in cells:
@@ -164,15 +174,17 @@ def main() -> int:
                         help="fleet sizes, one run each (default 10000)")
     parser.add_argument("--interval", type=float, default=10.0,
                         help="status probe interval in seconds (default 10)")
-    parser.add_argument("--warmup", type=float, default=AUDITS_SPREAD_S + 5,
-                        help="seconds after the monitor is ready before measuring (default 65)")
+    parser.add_argument("--warmup", type=float, default=None,
+                        help="seconds after the monitor is ready before measuring (default: "
+                        "5 s after every first run, 65 s up to 8,000 agents, 80 s at 10,000)")
     parser.add_argument("--window", type=float, default=30.0,
                         help="measured seconds (default 30)")
     args = parser.parse_args()
-    if min(args.agents) < 1 or args.interval <= 0 or args.window <= 0 or args.warmup < 0:
+    if min(args.agents) < 1 or args.interval <= 0 or args.window <= 0 or (args.warmup or 0) < 0:
         parser.error("--agents, --interval and --window must be positive, --warmup not negative")
-    if args.warmup < AUDITS_SPREAD_S:
-        print(f"note: with --warmup below {AUDITS_SPREAD_S:.0f} s the window also holds "
+    if args.warmup is not None and args.warmup < first_runs_s(max(args.agents)):
+        needed = first_runs_s(max(args.agents))
+        print(f"note: with --warmup below {needed:.0f} s the window also holds "
               "first TLS and plaintext audits", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="monitor-scale-") as tmp:
         results = [measure(size, args, Path(tmp)) for size in args.agents]
