@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+from load_helpers import agentha
+
+__all__ = ["AGENTS", "AUDIT", "CLASSES", "GROUP", "agentha", "audit_inventory", "insecure"]
 
 GROUP = "test/orders"
 AGENTS = ("test/orders/orders-1", "test/orders/orders-2")
@@ -46,16 +46,3 @@ def audit_inventory(
 def insecure(fleet: Any, *classes: str) -> None:
     for agent in AGENTS:
         fleet.set(agent, audit_insecure=list(classes))
-
-
-def agentha(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agentha", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-    )
