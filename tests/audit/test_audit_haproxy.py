@@ -8,21 +8,16 @@ answer, as RFC 9112 asks. A wrong Host it passes on, so the agent must refuse it
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
-import signal
+import os
 import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 from audit_helpers import AUDIT, GROUP, agentha, insecure
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from haproxy_helpers import front_certificate, haproxy_process
+from load_helpers import free_port
 
 from monitor.audit import AuditClass, Finding, Status, audit_group, select_groups
 from monitor.inventory import load_inventory
@@ -30,51 +25,13 @@ from monitor.inventory import load_inventory
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _front(directory: Path) -> tuple[Path, Path]:
-    """HAProxy's certificate for 127.0.0.1 with its key, and the CA that signed it."""
-    now = datetime.datetime.now(datetime.UTC)
-    key = ec.generate_private_key(ec.SECP256R1())
-
-    def cert(subject: str, ca: bool) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "audit test CA")]))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if not ca:
-            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-            builder = builder.add_extension(san, critical=False)
-        return builder.sign(key, hashes.SHA256())
-
-    pem = serialization.Encoding.PEM
-    front = directory / "front.pem"
-    front.write_bytes(
-        cert("127.0.0.1", False).public_bytes(pem)
-        + key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    ca = directory / "front-ca.pem"
-    ca.write_bytes(cert("audit test CA", True).public_bytes(pem))
-    return front, ca
-
-
 @pytest.fixture
 def behind_haproxy(fleet, tmp_path: Path):
     """test/orders behind a real HAProxy; yields the inventory's (environment, group)."""
-    front, front_ca = _front(tmp_path)
+    front, front_ca = front_certificate(tmp_path)
     bundle = tmp_path / "bundle.pem"
     bundle.write_bytes(fleet.ca_file.read_bytes() + front_ca.read_bytes())
-    port = _free_port()
+    port = free_port()
     data = yaml.safe_load((fleet.directory / "inventory.yaml").read_text())
     data["defaults"]["tls"]["ca_bundle"] = str(bundle)
     for env in data["environments"]:
@@ -97,10 +54,7 @@ def behind_haproxy(fleet, tmp_path: Path):
         "--inter", "0.5", env=fleet.secrets,
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
-    haproxy = subprocess.Popen(
-        ["haproxy", "-f", str(config), "-db"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
+    with haproxy_process(config, dict(os.environ)):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -110,13 +64,6 @@ def behind_haproxy(fleet, tmp_path: Path):
                 time.sleep(0.1)
         time.sleep(1.2)  # two health checks: the agents are up
         yield select_groups(load_inventory(inventory, fleet.secrets), GROUP)[0]
-    finally:
-        haproxy.send_signal(signal.SIGTERM)
-        try:
-            haproxy.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            haproxy.kill()
-            haproxy.communicate()
 
 
 def _attempts(audit) -> dict[str, set[int | None]]:
