@@ -40,9 +40,15 @@ from chaos.experiment_file import (
     RollingRestartSpec,
 )
 from chaos.targets import ALL, TargetSpec
-from monitor.inventory_rules import Issue, describe_error, drop_typo_twins, yaml_kind
+from monitor.inventory_rules import (
+    FileUnusable,
+    Issue,
+    describe_error,
+    drop_typo_twins,
+    read_mapping_file,
+)
 from monitor.problems import Loc, Problem, loc_to_path
-from monitor.yamlpos import YamlDocument, YamlSyntaxError, load_yaml
+from monitor.yamlpos import YamlDocument
 
 __all__ = [
     "ALL",
@@ -215,34 +221,9 @@ def load_experiment(path: Path) -> Experiment:
         return ExperimentError(str(Problem("experiment", message, name, "", line)))
 
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise fail(f"cannot read the file: {exc.strerror or 'unknown error'}") from None
-    except UnicodeDecodeError:
-        raise fail("cannot read the file: it is not UTF-8 text") from None
-    try:
-        doc = load_yaml(text)
-    except YamlSyntaxError as exc:
-        raise fail(f"invalid YAML: {exc.message}", exc.line) from None
-    if doc.data is None:
-        raise fail("the file is empty; expected a mapping with title, group, method...", 1)
-    if not isinstance(doc.data, dict):
-        raise fail(
-            f"the top level is {yaml_kind(doc.data)}; expected a mapping with title, group, "
-            "method...",
-            doc.line_of(()),
-        )
-
-    issues = [
-        Issue(
-            "duplicate-key",
-            key,
-            f"duplicate key (first at line {first}); expected each key once, "
-            "YAML would silently keep only the last",
-            line=line,
-        )
-        for key, line, first in doc.duplicate_keys
-    ]
+        doc, issues = read_mapping_file(path, "title, group, method...")
+    except FileUnusable as exc:
+        raise fail(exc.message, exc.line) from None
     try:
         model = ExperimentFile.model_validate(doc.data)
     except ValidationError as exc:

@@ -27,15 +27,16 @@ from monitor.inventory_file import (
     TlsSettings,
 )
 from monitor.inventory_rules import (
+    FileUnusable,
     Issue,
     check_inventory,
     describe_error,
     drop_typo_twins,
-    yaml_kind,
+    read_mapping_file,
 )
 from monitor.problems import Finding, Loc, Problem, loc_to_path
 from monitor.secrets import Secret
-from monitor.yamlpos import YamlDocument, YamlSyntaxError, load_yaml
+from monitor.yamlpos import YamlDocument
 
 __all__ = [
     "Agent",
@@ -192,39 +193,9 @@ def load_inventory(
         return InventoryError([Problem(code, message, name, "", line)])
 
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise fail(
-            "unreadable", f"cannot read the file: {exc.strerror or 'unknown error'}"
-        ) from None
-    except UnicodeDecodeError:
-        raise fail("unreadable", "cannot read the file: it is not UTF-8 text") from None
-    try:
-        doc = load_yaml(text)
-    except YamlSyntaxError as exc:
-        raise fail("yaml-syntax", f"invalid YAML: {exc.message}", exc.line) from None
-    if doc.data is None:
-        raise fail(
-            "empty-file", "the file is empty; expected a mapping with version and environments", 1
-        )
-    if not isinstance(doc.data, dict):
-        raise fail(
-            "not-a-mapping",
-            f"the top level is {yaml_kind(doc.data)}; expected a mapping with version and "
-            "environments",
-            doc.line_of(()),
-        )
-
-    issues = [
-        Issue(
-            "duplicate-key",
-            key,
-            f"duplicate key (first at line {first}); expected each key once, "
-            "YAML would silently keep only the last",
-            line=line,
-        )
-        for key, line, first in doc.duplicate_keys
-    ]
+        doc, issues = read_mapping_file(path, "version and environments")
+    except FileUnusable as exc:
+        raise fail(exc.code, exc.message, exc.line) from None
     try:
         model = InventoryFile.model_validate(doc.data, context={"environ": environ})
     except ValidationError as exc:

@@ -13,6 +13,7 @@ import ipaddress
 import types
 import typing
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ from pydantic import BaseModel
 
 from monitor.payloads import TemplateError, parse_body, parse_template
 from monitor.problems import Loc, loc_to_path
+from monitor.yamlpos import YamlDocument, YamlSyntaxError, load_yaml
 
 if TYPE_CHECKING:
     from monitor.inventory import Agent, Environment, Group
@@ -68,6 +70,52 @@ def yaml_kind(value: object) -> str:
     if isinstance(value, dict):
         return "a mapping"
     return "a value of another kind"
+
+
+class FileUnusable(Exception):
+    """The file cannot be read as a YAML mapping: ``code``, one-line ``message``, ``line``."""
+
+    def __init__(self, code: str, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.line = code, message, line
+
+
+def read_mapping_file(path: Path, expected: str) -> tuple[YamlDocument, list[Issue]]:
+    """A UTF-8 YAML file whose top level is a mapping (``expected`` names its keys, for the
+    messages), and an issue for each duplicate key in it. Raises ``FileUnusable``."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise FileUnusable(
+            "unreadable", f"cannot read the file: {exc.strerror or 'unknown error'}"
+        ) from None
+    except UnicodeDecodeError:
+        raise FileUnusable("unreadable", "cannot read the file: it is not UTF-8 text") from None
+    try:
+        doc = load_yaml(text)
+    except YamlSyntaxError as exc:
+        raise FileUnusable("yaml-syntax", f"invalid YAML: {exc.message}", exc.line) from None
+    if doc.data is None:
+        raise FileUnusable(
+            "empty-file", f"the file is empty; expected a mapping with {expected}", 1
+        )
+    if not isinstance(doc.data, dict):
+        raise FileUnusable(
+            "not-a-mapping",
+            f"the top level is {yaml_kind(doc.data)}; expected a mapping with {expected}",
+            doc.line_of(()),
+        )
+    duplicates = [
+        Issue(
+            "duplicate-key",
+            key,
+            f"duplicate key (first at line {first}); expected each key once, "
+            "YAML would silently keep only the last",
+            line=line,
+        )
+        for key, line, first in doc.duplicate_keys
+    ]
+    return doc, duplicates
 
 
 def describe_error(err: Any, root: type[BaseModel]) -> Issue:
