@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agentha.argtypes import whole
 from agentha.errors import CommandError
 
 if TYPE_CHECKING:
@@ -112,6 +113,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     report.set_defaults(run=run_report)
+
+    prune = commands.add_parser(
+        "prune",
+        help="delete run folders older than N days (never one with a fault still applied)",
+        description="Delete chaos (or load) run folders older than N days from DIR. A run "
+        "whose journal still holds an applied fault is kept: run 'agentha chaos recover' first.",
+        epilog="examples:\n  agentha chaos prune --keep-days 30 --dry-run\n"
+        "  agentha chaos prune load-runs --keep-days 7\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    prune.add_argument(
+        "folder", nargs="?", type=Path, default=Path("chaos-runs"), metavar="DIR",
+        help="the folder holding run folders (default chaos-runs)",
+    )  # fmt: skip
+    prune.add_argument(
+        "--keep-days", type=whole(0, 36500), required=True, metavar="N", help="keep N days"
+    )
+    prune.add_argument("--dry-run", action="store_true", help="list, delete nothing")
+    prune.set_defaults(run=run_prune)
 
     proxy = commands.add_parser(
         "proxy",
@@ -316,3 +336,32 @@ def run_proxy(args: argparse.Namespace) -> int:
     except ProxyError as exc:
         raise CommandError(str(exc), 1) from None
     return 0
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    from chaos.errors import ChaosError
+    from chaos.journal import JOURNAL, pending
+    from monitor.retention import RetentionError, prune
+
+    held = set()
+    for journal in args.folder.glob(f"*/{JOURNAL}"):
+        try:
+            if pending(journal):
+                held.add(journal.parent.name)
+        except ChaosError:
+            held.add(journal.parent.name)  # unreadable: keep it, a person should look
+    try:
+        done = prune(args.folder, args.keep_days, dry_run=args.dry_run, keep=frozenset(held))
+    except RetentionError as exc:
+        raise CommandError(str(exc)) from None
+    for name in sorted(held):
+        print(f"kept {args.folder / name}: faults may still be applied (agentha chaos recover)")
+    verb = "would delete" if args.dry_run else "deleted"
+    failed = 0
+    for item in done:
+        if item.error:
+            failed += 1
+            print(f"could not delete {item.path}: {item.error}")
+        else:
+            print(f"{verb} {item.path} ({item.age_days:.0f} days old)")
+    return 1 if failed else 0
