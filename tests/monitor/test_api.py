@@ -9,12 +9,20 @@ import threading
 import aiohttp
 import pytest
 from aiohttp import web
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+)
 
-from monitor.api import create_app
+from monitor.api import _render, create_app, render_metrics
 from monitor.client import MonitorClient, MonitorClientError
 from monitor.collector import MonitorCollector
+from monitor.ledger import ProbeLedger
+from monitor.probes import ProbeResult, Reason, StatusDetails, TlsDetails
+from monitor.scheduler import Scheduler
 from monitor.state import GroupSpec, Liveness, StateStore
 
 pytestmark = pytest.mark.timeout(20)
@@ -145,3 +153,60 @@ async def test_unreachable_monitor_is_a_clear_error() -> None:
         with pytest.raises(MonitorClientError, match=r"127\.0\.0\.1:9"):
             await client.snapshot()
         assert not await client.healthy()
+
+
+class OddSeries:
+    """Series that exercise every branch of the text format: escaping, _created, timestamps."""
+
+    def __init__(self, odd_name: bool) -> None:
+        self.odd_name = odd_name
+
+    def collect(self):
+        gauge = GaugeMetricFamily(
+            "odd_value", 'Help with \\ and "quotes"\nover two lines.', labels=["v"]
+        )
+        gauge.add_metric(['back\\slash "quoted"\nnewline'], 1e-7)
+        gauge.add_metric(["plain"], float("inf"), timestamp=1700000000.5)
+        gauge.add_metric(["nan"], float("nan"))
+        gauge.add_metric(["big"], 123456789.0)
+        yield gauge
+        counter = CounterMetricFamily("odd_events", "Counted.", labels=["b", "a"], created=1.5)
+        counter.add_metric(["2", "1"], 3, created=1700000000.0)
+        yield counter
+        info = InfoMetricFamily("odd_build", "Build.")
+        info.add_metric([], {"version": "1.0"})
+        yield info
+        histogram = HistogramMetricFamily(
+            "odd_seconds", "Hist.", buckets=[("0.1", 1), ("+Inf", 2)], sum_value=0.3
+        )
+        yield histogram
+        if self.odd_name:
+            yield GaugeMetricFamily("odd.dotted", "Not a legacy name.", value=1)
+
+
+@pytest.mark.parametrize("odd_name", [False, True])
+def test_metrics_text_is_what_generate_latest_writes(odd_name: bool) -> None:
+    store = StateStore(
+        {"test/orders": GroupSpec(1, (A1, A2)), "prod/x": GroupSpec(2, ("prod/x/y",))},
+        rise=1,
+        fall=1,
+    )
+    store.observe_status(A1, Liveness.UP, "ok")
+    store.observe_status(A2, Liveness.DOWN, "refused")
+    store.set_findings(A1, "tls", ["cert_expiring"])
+    store.observe_entrypoint("test/orders", "list", True, "ok")
+    ledger = ProbeLedger()
+    ledger.record(
+        ProbeResult("status", A1, Reason.OK, 1.0, 0.01, 200, StatusDetails(True, 10, True, 3, 9))
+    )
+    ledger.record(ProbeResult("status", A2, Reason.REFUSED, 1.0, 0.002))
+    ledger.record(
+        ProbeResult("tls", A1, Reason.OK, 1.0, 0.2, details=TlsDetails("TLSv1.3", not_after=2e9))
+    )
+    registry = CollectorRegistry()
+    registry.register(MonitorCollector(store, Scheduler(), version="t", ledger=ledger))
+    registry.register(OddSeries(odd_name))
+    families = list(registry.collect())
+    assert render_metrics(families) == generate_latest(registry)
+    if not odd_name:  # the fast path itself, not the fallback, wrote it
+        assert _render(families) == generate_latest(registry)
