@@ -112,6 +112,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     timing.add_argument(
         "--concurrency", type=AT_LEAST_1, default=512, help="probes in flight at most (default 512)"
     )
+    audit = parser.add_argument_group("security audit of the group APIs (docs/audit.md)")
+    audit.add_argument(
+        "--audit-interval",
+        type=INTERVAL,
+        metavar="SECONDS",
+        help="run 'agentha audit' on every group at this interval, e.g. 3600; its findings go "
+        "to the snapshot, /metrics and MQTT (default: off; at most 300 requests per group)",
+    )
+    audit.add_argument(
+        "--audit-production",
+        action="store_true",
+        help="audit environments with the production profile too (like 'agentha audit --yes')",
+    )
     mqtt = parser.add_argument_group("MQTT, peers and sharding")
     mqtt.add_argument(
         "--mqtt",
@@ -231,6 +244,8 @@ def run(args: argparse.Namespace) -> int:
         rise=args.rise,
         fall=args.fall,
         concurrency=args.concurrency,
+        audit_interval=args.audit_interval,
+        audit_production=args.audit_production,
     )
     filters = setup_logging(args.log_level, args.log_format)
 

@@ -60,6 +60,7 @@ def group(monitor_id: str, store: StateStore, group_id: str) -> dict[str, object
         "total": total,
         "redundancy": healthy - required,
         "entrypoint_ok": record.entrypoint_ok,
+        "findings": {check: sorted(words) for check, words in sorted(record.findings.items())},
         "agents": list(record.spec.agents),
     }
 

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 
 from monitor.api import create_app
+from monitor.audit.exporters import AuditCollector
 from monitor.collector import MonitorCollector, MqttCollector
 from monitor.consensus import consensus
 from monitor.errors import InventoryError
@@ -107,6 +108,8 @@ class MonitorServer:
             MonitorCollector(monitor.store, monitor.scheduler, VERSION, ledger=monitor.ledger)
         )
         registry.register(self.reloads)
+        if monitor.audit is not None:
+            registry.register(AuditCollector(monitor.audit))
         if self.publisher is not None:
             registry.register(MqttCollector(self.publisher, self.consensus))
         app = create_app(monitor.store, registry, token=self.listen.token, snapshot=self.snapshot)

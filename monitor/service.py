@@ -12,6 +12,9 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+from monitor.audit import AuditLoop, GroupAudit
+from monitor.audit import Status as AuditStatus
+from monitor.audit.exporters import snapshot_fragment
 from monitor.events import Event
 from monitor.inventory import Inventory
 from monitor.ledger import ProbeLedger, result_to_dict
@@ -57,6 +60,9 @@ class MonitorSettings:
     rise: int = 2
     fall: int = 2
     concurrency: int = 512
+    # The security audit of every group's API checks (monitor.audit), off when None.
+    audit_interval: float | None = None
+    audit_production: bool = False  # production environments too (the operator said --yes)
 
 
 # Results that tell nothing about findings (the agent could not be reached): keep what we knew.
@@ -136,14 +142,26 @@ class Monitor:
         self._sessions: dict[str, ProbeSession] = {}
         self._production: frozenset[str] = frozenset()
         self._install(inventory)
+        self.audit: AuditLoop | None = None
+        if self.settings.audit_interval is not None:
+            self.audit = AuditLoop(
+                inventory,
+                self.settings.audit_interval,
+                include_production=self.settings.audit_production,
+                on_audit=self.record_audit,
+            )
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def run(self) -> None:
         self.scheduler.set_jobs(self._jobs())
+        audits = asyncio.create_task(self.audit.run()) if self.audit is not None else None
         try:
             await self.scheduler.run()
         finally:
+            if audits is not None:
+                audits.cancel()
+                await asyncio.gather(audits, return_exceptions=True)
             for session in self._sessions.values():
                 session.close()
 
@@ -154,6 +172,11 @@ class Monitor:
         self.store.set_topology(groups_of(inventory))
         self.ledger.forget(set(self._targets))
         self.scheduler.set_jobs(self._jobs())
+        if self.audit is not None:
+            self.audit.inventory = inventory
+            groups = {group.id for _env, group in inventory.groups()}
+            for gone in set(self.audit.latest) - groups:
+                del self.audit.latest[gone]
 
     def _install(self, inventory: Inventory) -> None:
         targets: dict[str, Target] = {}
@@ -274,6 +297,25 @@ class Monitor:
             self._log_event(event)
         return events
 
+    def record_audit(self, audit: GroupAudit) -> None:
+        """A group's security audit: its findings by API check join the group's findings
+        (snapshot, MQTT, dashboard) under ``CHECK audit``."""
+        found: dict[str, set[str]] = {}
+        for result in audit.results:
+            words = found.setdefault(f"{result.check} audit", set())
+            if result.status is AuditStatus.FAIL and result.finding is not None:
+                words.add(result.finding.value)
+        for key, words in found.items():
+            self.store.set_group_findings(audit.id, key, words)
+        if audit.failed:
+            log.warning(
+                "audit %s: %d finding(s) in %d requests",
+                audit.id,
+                audit.count(AuditStatus.FAIL),
+                audit.requests,
+                extra={"environment": audit.environment},
+            )
+
     # -- views -----------------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, object]:
@@ -286,6 +328,8 @@ class Monitor:
                 name: result_to_dict(result)
                 for name, result in self.ledger.results_for(agent_id).items()
             }
+        if self.audit is not None:
+            snap["audit"] = snapshot_fragment(self.audit.latest.values())
         snap["environments"] = {
             env.name: {"profile": env.profile, "groups": [g.id for g in env.groups]}
             for env in self.inventory.environments

@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from monitor.audit.result import Status
-from monitor.audit.runner import GroupAudit
+from monitor.audit.runner import AuditLoop, GroupAudit
 
 CHECK_LABELS = ("environment", "group", "check", "class")
 GROUP_LABELS = ("environment", "group")
@@ -53,6 +53,16 @@ def audit_metric_families(audits: Iterable[GroupAudit]) -> Iterator[Metric]:
                 finding.add_metric(labels, 1.0 if r.status is Status.FAIL else 0.0)
             error.add_metric(labels, 1.0 if r.status is Status.ERROR else 0.0)
     yield from (finding, error, requests, last)
+
+
+class AuditCollector:
+    """The monitor's audit loop at scrape time: its latest audits as metric families."""
+
+    def __init__(self, loop: AuditLoop) -> None:
+        self._loop = loop
+
+    def collect(self) -> Iterator[Metric]:
+        yield from audit_metric_families(list(self._loop.latest.values()))
 
 
 def group_fragment(audit: GroupAudit) -> dict[str, Any]:
