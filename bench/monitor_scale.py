@@ -4,8 +4,9 @@ For each fleet size: start ``agentha sim --agents N``, then ``agentha monitor`` 
 inventory without the API checks (agent probes only: API checks make the fleet's gateways
 health-check every agent each second) with the status probe every 10 s; wait out the first
 runs (first connections and the one TLS and plaintext audit per agent, which the scheduler
-spreads over 60 s, or longer at 400 new jobs a second: 75 s at 10,000 agents; their interval
-is a day so none recurs), then measure a window of status probes only:
+spreads over 60 s, or longer at about 150 new jobs a second: status first, 67 s at 10,000
+agents, every audit within 200 s; their interval is a day so none recurs), then measure a
+window of status probes only:
 
   monitor CPU     utime+stime of the monitor process (/proc/PID/stat) over the window, in cores
   CPU per probe   monitor CPU seconds / probe runs started in the window (its /metrics)
@@ -40,7 +41,7 @@ COUNTERS = {
 }
 LAG = "agentha_schedule_lag_seconds"
 AUDITS_SPREAD_S = 60.0  # the scheduler spreads first runs over min(interval, 60 s)...
-START_RATE = 400.0  # ...or longer: new jobs start at most 400 a second (monitor/scheduler.py)
+START_RATE = 150.0  # ...or longer: new jobs start about 150 a second (monitor/scheduler.py)
 JOBS_PER_AGENT = 3  # status, tls, plaintext
 
 
@@ -176,7 +177,7 @@ def main() -> int:
                         help="status probe interval in seconds (default 10)")
     parser.add_argument("--warmup", type=float, default=None,
                         help="seconds after the monitor is ready before measuring (default: "
-                        "5 s after every first run, 65 s up to 8,000 agents, 80 s at 10,000)")
+                        "5 s after every first run: 65 s up to 3,000 agents, 205 s at 10,000)")
     parser.add_argument("--window", type=float, default=30.0,
                         help="measured seconds (default 30)")
     args = parser.parse_args()

@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import heapq
 import logging
 import random
@@ -108,7 +109,7 @@ class Scheduler:
         concurrency: int = 512,
         jitter: float = 0.05,
         first_run_spread: float = 60.0,
-        start_rate: float = 400.0,
+        start_rate: float = 150.0,
         tick: float = 0.05,
         max_hedges: int = 64,
         rng: random.Random | None = None,
@@ -150,19 +151,23 @@ class Scheduler:
         now = asyncio.get_running_loop().time()
         jobs = list(jobs)
         old, self._slots = self._slots, {}
-        # New jobs start at most `start_rate` a second on average: each first run makes a new
-        # connection (a TLS handshake on both sides), and ten thousand of them within one
-        # status interval would take more CPU than a small machine has. Below
-        # start_rate x interval new jobs this changes nothing.
-        new = sum(job.key not in old for job in jobs)
         # A tick stays a small part of every interval (tests and demos use short ones).
         self._tick = min([self._max_tick, *(job.interval / 10 for job in jobs)])
-        at_rate = new / self._start_rate
+        # New jobs start at most about `start_rate` a second: each first run makes a new
+        # connection (TLS handshakes on both sides), and ten thousand of them within one
+        # status interval take more CPU than a small machine has. Jobs with short intervals
+        # (status) come first: a job's first runs are spread over the time the new jobs with
+        # an interval no longer than its own take at that rate, so status probes know every
+        # agent before the audits are done. Below start_rate x interval new jobs this
+        # changes nothing.
+        new = sorted(job.interval for job in jobs if job.key not in old)
+        ahead = {interval: bisect.bisect_right(new, interval) for interval in set(new)}
         for job in jobs:
             slot = old.get(job.key)
             if slot is None:
                 # Spread first runs so probes do not come in waves, but not over a whole long
                 # interval: a TLS audit every 5 min should still report soon after start.
+                at_rate = ahead[job.interval] / self._start_rate
                 spread = max(min(job.interval, self._first_run_spread), at_rate)
                 slot = _Slot(job, now + self._rng.uniform(0, spread))
             else:

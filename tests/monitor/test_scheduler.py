@@ -282,7 +282,7 @@ async def test_fast_re_probes_stop_once_down_and_confirm_a_recovery() -> None:
 @pytest.mark.asyncio
 async def test_many_new_jobs_start_at_a_bounded_rate() -> None:
     starts: list[float] = []
-    scheduler = Scheduler(jitter=0, first_run_spread=0.1, start_rate=100)
+    scheduler = Scheduler(jitter=0, first_run_spread=0.1, start_rate=100, rng=random.Random(7))
     # 40 jobs at 100 a second: first runs spread over 0.4 s, not over the 0.1 s spread.
     scheduler.set_jobs([Job(f"j{i}", recorder(starts), interval=10, timeout=1) for i in range(40)])
     t0 = asyncio.get_running_loop().time()
@@ -305,3 +305,20 @@ async def test_runs_due_within_a_tick_start_together() -> None:
     # 30 due times spread over 0.3 s start in a handful of loop turns, none over a tick late.
     assert len({round(s, 3) for s in starts}) <= 6
     assert scheduler.lag.quantile(1.0) <= 0.15
+
+
+@pytest.mark.asyncio
+async def test_new_jobs_with_short_intervals_start_first() -> None:
+    status: list[float] = []
+    audits: list[float] = []
+    scheduler = Scheduler(jitter=0, first_run_spread=0.1, start_rate=100, rng=random.Random(7))
+    jobs = [Job(f"s{i}", recorder(status), interval=5, timeout=1) for i in range(20)]
+    jobs += [Job(f"a{i}", recorder(audits), interval=100, timeout=1) for i in range(20)]
+    scheduler.set_jobs(jobs)
+    t0 = asyncio.get_running_loop().time()
+    async with running(scheduler):
+        await asyncio.sleep(0.6)
+    # The 20 short ones over 20 / 100 s; all 40 over 40 / 100 s.
+    assert len(status) == 20 and max(status) - t0 < 0.28
+    assert len(audits) == 20 and max(audits) - t0 < 0.5
+    assert [a for a in audits if a - t0 > 0.28]  # about half of them expected
