@@ -132,8 +132,9 @@ class Controller:
             except (ChaosError, LoadError, MonitorClientError, OSError) as exc:
                 self.abort = Abort(str(exc), EXIT_ERROR)
             finally:
+                # A second Ctrl-C must not cut the rollback short.
                 for signum in (signal.SIGINT, signal.SIGTERM):
-                    loop.remove_signal_handler(signum)
+                    loop.add_signal_handler(signum, self._say, "rolling back: please wait")
                 if watcher is not None:
                     watcher.cancel()
                 await self._roll_back()
@@ -149,6 +150,8 @@ class Controller:
                 self._judge()
                 self.journal.close(clean=not self.applied)
                 self._save()
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(signum)
         return self.record
 
     def _interrupt(self, signum: int) -> None:
