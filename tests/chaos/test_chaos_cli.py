@@ -53,15 +53,12 @@ def test_production_needs_yes_and_nothing_starts_without_it(tmp_path: Path) -> N
 
 
 def test_bad_input_is_one_line_with_exit_3(tmp_path: Path) -> None:
+    explode = [{"fault": {"action": "explode", "targets": "one", "duration": "5s"}}]
     cases = [
         (tmp_path / "missing.yaml", "missing.yaml: cannot read the file"),
         (_experiment(tmp_path, "nope", group="prod/nope"), "no group 'prod/nope'"),
-        (
-            _experiment(tmp_path, "explode", method=[{"fault": {"action": "explode", "targets": "one",
-                                                     "duration": "5s"}}]),
-            "explode",
-        ),
-    ]  # fmt: skip
+        (_experiment(tmp_path, "explode", method=explode), "explode"),
+    ]
     for path, message in cases:
         done = agentha("chaos", "run", str(path), "--dry-run")
         assert done.returncode == 3, done.stderr

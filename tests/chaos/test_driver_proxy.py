@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from echo_server import echo
 
 from chaos.drivers.proxy import ProxyDriver, toxic_name
 from chaos.errors import DriverError, ExperimentError
@@ -21,17 +22,6 @@ from chaos.proxy import FaultProxy, Route
 pytestmark = pytest.mark.timeout(60)
 AGENT = "test/orders/orders-1"
 ROUTE = "orders-1"  # the agent's name: the driver's default route
-
-
-async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except ConnectionError:
-        pass
-    finally:
-        writer.close()
 
 
 class Rig:

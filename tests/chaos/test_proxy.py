@@ -21,23 +21,13 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from echo_server import echo
 
 from chaos.proxy import FaultProxy, Route, parse_route, serve_proxy
 from chaos.proxy_toxics import parse_toxic
 
 pytestmark = pytest.mark.timeout(60)
 ROUTE = "echo"
-
-
-async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except ConnectionError:
-        pass
-    finally:
-        writer.close()
 
 
 @contextlib.asynccontextmanager
