@@ -45,7 +45,7 @@ class FleetTree(Tree[str]):
                 node.set_label(Text.assemble((symbol, style), f" {env}"))
         for gid, node in self._groups.items():
             group = model.groups[gid]
-            key = (group.status, group.redundancy)
+            key = (group.status, group.redundancy, len(group.findings))
             if self._labels.get(gid) != key:
                 self._labels[gid] = key
                 node.set_label(self._group_label(gid))
@@ -69,11 +69,14 @@ class FleetTree(Tree[str]):
     def _group_label(self, gid: str) -> Text:
         group = self.model.groups[gid]
         symbol, _word, style = look.group_look(group.status)
-        return Text.assemble(
+        label = Text.assemble(
             (symbol, style),
             f" {group.name} ",
             look.redundancy_badge(group.redundancy, group.status),
         )
+        if group.findings:
+            label.append(f" ⚑{len(group.findings)}", style="yellow")  # API findings, by check
+        return label
 
     def _update_agents(self, node: TreeNode[str]) -> None:
         group = self.model.groups.get(node.data or "")

@@ -68,6 +68,8 @@ class GroupRow:
     reason: str = ""
     healthy: int = 0
     required: int = 0
+    # "CHECK: finding, ..." from the auth probe and the security audit ("CHECK audit")
+    findings: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:
@@ -183,6 +185,11 @@ class FleetModel:
             reason=str(data.get("reason", "")),
             healthy=int(data.get("healthy") or 0),
             required=int(data.get("required") or 0),
+            findings=tuple(
+                f"{check}: {', '.join(map(str, words))}"
+                for check, words in sorted((data.get("findings") or {}).items())
+                if words
+            ),
         )
 
     def _agent(self, aid: str, data: Mapping[str, Any]) -> AgentRow:

@@ -78,6 +78,8 @@ def agent_details(model: FleetModel, row: AgentRow) -> RenderableType:
         status.append(f"  {group.healthy} healthy of {group.total}, {group.required} required ")
         status.append_text(look.redundancy_badge(group.redundancy, group.status))
         facts.add_row("group", status)
+        if group.findings:
+            facts.add_row("group findings", Text("; ".join(group.findings), style="yellow"))
     profile = model.environments.get(row.env)
     facts.add_row("environment", f"{row.env} ({profile})" if profile else row.env)
 
