@@ -13,13 +13,14 @@ import hmac
 import json
 import re
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 
+from monitor.collector import PAUSE, Pause, cooperative
 from monitor.state import StateStore
 
 API_PREFIX = "/api/v1"
@@ -92,18 +93,35 @@ class _Unusual(Exception):
     """A family the fast path does not write; generate_latest does."""
 
 
+RENDER_SLICE = 5000  # series written between two pauses of a cooperative render
+
+
 def render_metrics(families: list[Metric]) -> bytes:
     """The text exposition of ``families``, byte for byte what ``generate_latest`` makes."""
     try:
-        return _render(families)
+        return "".join(p for p in _render(families) if p is not PAUSE).encode()
     except _Unusual:
         return generate_latest(_Collected(families))
 
 
-def _render(families: list[Metric]) -> bytes:
-    out: list[str] = []
+async def render_metrics_cooperatively(families: list[Metric]) -> bytes:
+    """``render_metrics`` on the event loop, letting other work run every few thousand series."""
+    parts = []
+    try:
+        for part in _render(families):
+            if part is PAUSE:
+                await asyncio.sleep(0)
+            else:
+                parts.append(part)
+    except _Unusual:
+        return generate_latest(_Collected(families))
+    return "".join(parts).encode()
+
+
+def _render(families: list[Metric]) -> Iterator[str | Pause]:
     pairs: dict[tuple[str, str], str] = {}  # (label, value) -> 'label="value"'
     names: set[str] = set()  # sample names already checked
+    written = 0
 
     def line(sample) -> str:
         name = sample.name
@@ -135,19 +153,25 @@ def _render(families: list[Metric]) -> bytes:
         if not _METRIC_NAME.fullmatch(name) or not _METRIC_NAME.fullmatch(metric.name):
             raise _Unusual
         doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
-        out.append(f"# HELP {name} {doc}\n# TYPE {name} {kind}\n")
+        yield f"# HELP {name} {doc}\n# TYPE {name} {kind}\n"
         om_names = {metric.name + s: s for s in _OM_SUFFIXES}
         om_lines: dict[str, list[str]] = {}
+        out: list[str] = []
         for sample in metric.samples:
             om = om_names.get(sample.name)
             if om is None:
                 out.append(line(sample))
             else:  # OpenMetrics-only samples go into a gauge of their own, after the family
                 om_lines.setdefault(om, []).append(line(sample))
+            written += 1
+            if written % RENDER_SLICE == 0:
+                yield "".join(out)
+                out.clear()
+                yield PAUSE
+        yield "".join(out)
         for om, lines in sorted(om_lines.items()):
-            out.append(f"# HELP {metric.name}{om} {doc}\n# TYPE {metric.name}{om} gauge\n")
-            out.extend(lines)
-    return "".join(out).encode()
+            yield f"# HELP {metric.name}{om} {doc}\n# TYPE {metric.name}{om} gauge\n"
+            yield "".join(lines)
 
 
 class _Collected:
@@ -164,27 +188,33 @@ def _metrics_handler(
     registry: CollectorRegistry,
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def metrics(_request: web.Request) -> web.Response:
-        loop = asyncio.get_running_loop()
+        # At thousands of agents one scrape is seconds of work. It runs on the loop, in
+        # slices (the collector pauses every few hundred agents, the writer every few thousand
+        # series) with probes run in between, so none is due for more than a slice. (In a
+        # thread, every probe callback would wait for the GIL instead.) A change made in
+        # between shows in some series and not yet in others, as if the scrape had come a
+        # moment later.
+        token = cooperative.set(True)
         try:
-            # Collecting and formatting run in a thread: at thousands of agents one scrape is
-            # seconds of work, and probes due meanwhile must still start on time. Collectors
-            # only read, so the worst a change made meanwhile on the loop can do is show up in
-            # some series and not yet in others, as if the scrape had come a moment later.
-            body = await loop.run_in_executor(None, _collect_and_render, registry)
+            families = []
+            for item in registry.collect():
+                if item is PAUSE:
+                    await asyncio.sleep(0)
+                else:
+                    families.append(item)
         except (RuntimeError, KeyError):
-            # A collection that met a dict changing size or an agent removed by a reload as
-            # it read them: collect on the loop, where nothing changes meanwhile.
+            # A dict that changed size or an agent a reload removed while we paused: collect
+            # again in one go, without pauses, where nothing changes meanwhile.
+            cooperative.set(False)
             families = list(registry.collect())
-            body = await loop.run_in_executor(None, render_metrics, families)
+        finally:
+            cooperative.reset(token)
+        body = await render_metrics_cooperatively(families)
         response = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
         response.enable_compression()
         return response
 
     return metrics
-
-
-def _collect_and_render(registry: CollectorRegistry) -> bytes:
-    return render_metrics(list(registry.collect()))
 
 
 async def _healthz(_request: web.Request) -> web.Response:

@@ -7,7 +7,9 @@ agent names from the inventory, and enumerated states; never URLs, error text or
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,27 @@ if TYPE_CHECKING:
     from monitor.mqtt import Publisher
 
 PREFIX = "agentha"
+SLICE = 500  # agents or groups between two pauses of a cooperative collection
+
+
+class Pause:
+    """Yielded between slices of a collection when ``cooperative`` is set: not a metric.
+
+    At 10,000 agents one collection is most of a second of CPU; a reader on the event loop
+    (the /metrics handler) sets ``cooperative`` and lets probes run at every pause, so none
+    waits more than one slice. Any other reader (prometheus_client's own) never sees one.
+    """
+
+
+PAUSE = Pause()
+cooperative: ContextVar[bool] = ContextVar("cooperative", default=False)
+
+
+def _pauses() -> Iterator[int]:
+    """Counts the items of a loop; the caller yields PAUSE when this says so."""
+    return itertools.count(1) if cooperative.get() else itertools.repeat(1)
+
+
 AGENT_LABELS = ("environment", "group", "agent")
 GROUP_LABELS = ("environment", "group")
 
@@ -81,7 +104,7 @@ class MonitorCollector(Collector):
         self._version = version
         self._ledger = ledger
 
-    def collect(self) -> Iterator[Metric]:
+    def collect(self) -> Iterator[Metric | Pause]:
         yield from self._agents()
         yield from self._groups()
         if self._ledger is not None:
@@ -89,7 +112,7 @@ class MonitorCollector(Collector):
             yield from _check_metrics(self._ledger, self._store)
         yield from self._self_metrics()
 
-    def _agents(self) -> Iterator[Metric]:
+    def _agents(self) -> Iterator[Metric | Pause]:
         up = GaugeMetricFamily(
             f"{PREFIX}_agent_up",
             "1 when the agent takes traffic (state up or degraded), else 0.",
@@ -110,7 +133,9 @@ class MonitorCollector(Collector):
             "1 for each finding the agent has now (expiring certificate, plaintext served...).",
             labels=(*AGENT_LABELS, "finding"),
         )
-        for agent_id in self._store.agent_ids:
+        for n, agent_id in zip(_pauses(), self._store.agent_ids, strict=False):
+            if n % SLICE == 0:
+                yield PAUSE
             record = self._store.agent(agent_id)
             labels = _agent_dict(agent_id)
             _put(up, labels, float(record.state in (AgentState.UP, AgentState.DEGRADED)))
@@ -121,7 +146,7 @@ class MonitorCollector(Collector):
                 _put(findings, {**labels, "finding": finding}, 1.0)
         yield from (up, state, since, findings)
 
-    def _groups(self) -> Iterator[Metric]:
+    def _groups(self) -> Iterator[Metric | Pause]:
         def gauge(name: str, doc: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
             return GaugeMetricFamily(f"{PREFIX}_group_{name}", doc, labels=(*GROUP_LABELS, *extra))
 
@@ -133,7 +158,9 @@ class MonitorCollector(Collector):
             "status", "Group status, one series per status, 1 for the current one.", ("status",)
         )
         entrypoint = gauge("entrypoint_up", "1 when the group's entrypoint checks pass.")
-        for group_id in self._store.group_ids:
+        for n, group_id in zip(_pauses(), self._store.group_ids, strict=False):
+            if n % SLICE == 0:
+                yield PAUSE
             group = self._store.group(group_id)
             labels = _group_labels(group_id)
             n_healthy, n_required, n_total = self._store.group_counts(group_id)
@@ -220,7 +247,7 @@ def _check_metrics(ledger: ProbeLedger, store: StateStore) -> Iterator[Metric]:
     yield from (success, latency, open_api)
 
 
-def _probe_metrics(ledger: ProbeLedger, agent_ids: list[str]) -> Iterator[Metric]:
+def _probe_metrics(ledger: ProbeLedger, agent_ids: list[str]) -> Iterator[Metric | Pause]:
     def gauge(name: str, doc: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
         return GaugeMetricFamily(f"{PREFIX}_{name}", doc, labels=(*AGENT_LABELS, *extra))
 
@@ -253,7 +280,9 @@ def _probe_metrics(ledger: ProbeLedger, agent_ids: list[str]) -> Iterator[Metric
         "1 when a configured plain-HTTP port serves content instead of redirecting to https.",
         ("port",),
     )
-    for agent_id in agent_ids:
+    for n, agent_id in zip(_pauses(), agent_ids, strict=False):
+        if n % SLICE == 0:
+            yield PAUSE
         labels = _agent_dict(agent_id)
         # Copies (atomic under the GIL): the collector may run in a thread while probes record.
         for probe, result in list(ledger.results_for(agent_id).items()):

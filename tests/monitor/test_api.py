@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 
 import aiohttp
 import pytest
@@ -19,7 +18,7 @@ from prometheus_client.core import (
 
 from monitor.api import _render, create_app, render_metrics
 from monitor.client import MonitorClient, MonitorClientError
-from monitor.collector import MonitorCollector
+from monitor.collector import PAUSE, MonitorCollector, cooperative
 from monitor.ledger import ProbeLedger
 from monitor.probes import ProbeResult, Reason, StatusDetails, TlsDetails
 from monitor.scheduler import Scheduler
@@ -64,47 +63,89 @@ async def test_snapshot_health_and_metrics() -> None:
         assert 'agentha_agent_up{agent="a1",environment="test",group="orders"} 1.0' in text
 
 
-class ThreadRecorder:
-    """Records the thread each collection ran in; optionally fails off the loop's thread."""
+class FailsOnce:
+    """A collector that meets a change the first time it is read while cooperative."""
 
-    def __init__(self, fail_in_thread: bool) -> None:
-        self.threads: list[threading.Thread] = []
-        self.fail_in_thread = fail_in_thread
+    def __init__(self) -> None:
+        self.reads: list[bool] = []
 
     def collect(self):
-        self.threads.append(threading.current_thread())
-        if self.fail_in_thread and threading.current_thread() is not threading.main_thread():
+        self.reads.append(cooperative.get())
+        if len(self.reads) == 1:
             raise RuntimeError("dictionary changed size during iteration")
         yield GaugeMetricFamily("recorder_value", "A test gauge.", value=7)
 
 
-@pytest.mark.asyncio
-async def test_metrics_are_collected_off_the_event_loop() -> None:
-    recorder = ThreadRecorder(fail_in_thread=False)
-    async with (
-        serve(make_store(), None, recorder) as url,
-        MonitorClient(url) as client,
-        client.session.get(f"{url}/metrics") as response,
-    ):
-        text = await response.text()
-    assert "recorder_value 7.0" in text
-    assert recorder.threads and threading.main_thread() not in recorder.threads
+def big_store(agents: int) -> StateStore:
+    groups = {
+        f"prod/g{g}": GroupSpec(1, tuple(f"prod/g{g}/a{i}" for i in range(4)))
+        for g in range(agents // 4)
+    }
+    store = StateStore(groups, rise=1, fall=1)
+    for spec in groups.values():
+        for agent in spec.agents:
+            store.observe_status(agent, Liveness.UP, "ok")
+    return store
+
+
+class Ticks:
+    """A collector that notes how often a ticker task has run when it is read."""
+
+    def __init__(self, seen: list[int], ticks: list[int]) -> None:
+        self.seen, self.ticks = seen, ticks
+
+    def collect(self):
+        self.seen.append(self.ticks[0])
+        return iter(())
 
 
 @pytest.mark.asyncio
-async def test_a_collection_that_meets_a_change_is_done_again_on_the_loop() -> None:
-    recorder = ThreadRecorder(fail_in_thread=True)
+async def test_a_big_scrape_lets_the_loop_run_between_slices() -> None:
+    store = big_store(4000)
+    ticks = [0]
+    seen: list[int] = []
+
+    async def ticker() -> None:
+        while True:
+            ticks[0] += 1
+            await asyncio.sleep(0)
+
+    registry = CollectorRegistry()
+    registry.register(Ticks(seen, ticks))  # read just before the store's collector...
+    registry.register(MonitorCollector(store, None, version="test"))
+    registry.register(Ticks(seen, ticks))  # ...and just after it
+    runner = web.AppRunner(create_app(store, registry))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    task = asyncio.create_task(ticker())
+    try:
+        async with MonitorClient(url) as client, client.session.get(f"{url}/metrics") as response:
+            text = await response.text()
+    finally:
+        task.cancel()
+        await runner.cleanup()
+    assert text.count("agentha_agent_up{") == 4000
+    # 4,000 agents and 1,000 groups: 8 + 2 pauses while collecting, the ticker ran at each.
+    # Collected in one go, it would not have run at all in between.
+    assert seen[1] - seen[0] >= 10
+
+
+@pytest.mark.asyncio
+async def test_a_collection_that_meets_a_change_is_done_again_in_one_go() -> None:
+    failing = FailsOnce()
     store = make_store()
     store.observe_status(A1, Liveness.UP, "ok")
     async with (
-        serve(store, None, recorder) as url,
+        serve(store, None, failing) as url,
         MonitorClient(url) as client,
         client.session.get(f"{url}/metrics") as response,
     ):
         status, text = response.status, await response.text()
     assert status == 200 and "recorder_value 7.0" in text
     assert 'agentha_agent_up{agent="a1",environment="test",group="orders"} 1.0' in text
-    assert recorder.threads[-1] is threading.main_thread()
+    assert failing.reads == [True, False]  # the second read without pauses
 
 
 @pytest.mark.asyncio
@@ -209,4 +250,6 @@ def test_metrics_text_is_what_generate_latest_writes(odd_name: bool) -> None:
     families = list(registry.collect())
     assert render_metrics(families) == generate_latest(registry)
     if not odd_name:  # the fast path itself, not the fallback, wrote it
-        assert _render(families) == generate_latest(registry)
+        assert "".join(p for p in _render(families) if p is not PAUSE).encode() == generate_latest(
+            registry
+        )
