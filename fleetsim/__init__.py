@@ -24,6 +24,7 @@ def __getattr__(name: str) -> Any:
         return getattr(runner, name)
     raise AttributeError(f"module 'fleetsim' has no attribute {name!r}")
 
+
 __all__ = [
     "DEFAULT_BASE",
     "FleetError",

@@ -91,7 +91,8 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not same_secret(given.strip(), request.app[TOKEN]):
         return web.json_response(
-            {"error": "missing or wrong bearer token"}, status=401,
+            {"error": "missing or wrong bearer token"},
+            status=401,
             headers={"WWW-Authenticate": 'Bearer realm="fleetsim-control"'},
         )
     try:

@@ -211,8 +211,12 @@ def layout(spec: FleetSpec, base: ipaddress.IPv4Network) -> Layout:
                 members = []
                 for agent in group.agents:
                     plan = AgentPlan(
-                        env.name, group.name, agent.name, next(free),
-                        agent.certificate.window(), agent.conditions,
+                        env.name,
+                        group.name,
+                        agent.name,
+                        next(free),
+                        agent.certificate.window(),
+                        agent.conditions,
                     )
                     agents.append(plan)
                     members.append(plan.id)

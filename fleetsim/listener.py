@@ -146,7 +146,9 @@ class Connections:
         try:
             ctx = await choose_ssl(sock) if choose_ssl else None
             transport, _ = await loop.connect_accepted_socket(
-                server, sock, ssl=ctx,
+                server,
+                sock,
+                ssl=ctx,
                 ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S if ctx else None,
             )
         except (OSError, ssl.SSLError, TimeoutError, ConnectionError):

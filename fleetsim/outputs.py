@@ -75,12 +75,12 @@ def write_all(
             }
             for env in spec.environments
         ],
-        "gateways": [
-            {k: g[k] for k in ("id", "env", "group", "url", "agents")} for g in gateways
-        ],
+        "gateways": [{k: g[k] for k in ("id", "env", "group", "url", "agents")} for g in gateways],
         "agents": [
-            {k: a[k] for k in ("id", "env", "group", "name", "address", "port", "url",
-                               "plain_http_port")}
+            {
+                k: a[k]
+                for k in ("id", "env", "group", "name", "address", "port", "url", "plain_http_port")
+            }
             for a in agents
         ],
     }
@@ -102,11 +102,13 @@ def _api_key(env: EnvSecrets) -> dict[str, Any]:
 
 
 def _oauth2(env: EnvSecrets, gateway_url: str) -> dict[str, Any]:
-    return {"oauth2": {
-        "token_url": f"{gateway_url}/oauth/token",
-        "client_id": env.client_id,
-        "client_secret": f"${{{env.client_secret_var}}}",
-    }}
+    return {
+        "oauth2": {
+            "token_url": f"{gateway_url}/oauth/token",
+            "client_id": env.client_id,
+            "client_secret": f"${{{env.client_secret_var}}}",
+        }
+    }
 
 
 def inventory_yaml(
@@ -130,26 +132,49 @@ def inventory_yaml(
         for group in env.groups:
             members = by_group[(env.name, group.name)]
             url = entry[(env.name, group.name)]
-            groups.append({
-                "name": group.name,
-                "entrypoint": url,
-                # HA: the group must survive one agent being offline.
-                "min_healthy": max(1, len(members) - 1),
-                "api_checks": [
-                    {"name": "list-orders", "method": "GET", "path": "/api/orders",
-                     "expect_status": 200, "auth": _api_key(env_secrets)},
-                    {"name": "get-order", "method": "GET", "path": "/api/orders/1",
-                     "expect_status": 200, "auth": _oauth2(env_secrets, url)},
-                    {"name": "create-order", "method": "POST", "path": "/api/orders",
-                     "expect_status": 201,
-                     "body": {"customer": "Monitor", "items": [{"sku": "PROBE-1", "qty": 1}]},
-                     "auth": _api_key(env_secrets)},
-                ],
-                "agents": [
-                    {"name": a["name"], "url": a["url"], "plain_http_ports": [a["plain_http_port"]]}
-                    for a in members
-                ],
-            })
+            groups.append(
+                {
+                    "name": group.name,
+                    "entrypoint": url,
+                    # HA: the group must survive one agent being offline.
+                    "min_healthy": max(1, len(members) - 1),
+                    "api_checks": [
+                        {
+                            "name": "list-orders",
+                            "method": "GET",
+                            "path": "/api/orders",
+                            "expect_status": 200,
+                            "auth": _api_key(env_secrets),
+                        },
+                        {
+                            "name": "get-order",
+                            "method": "GET",
+                            "path": "/api/orders/1",
+                            "expect_status": 200,
+                            "auth": _oauth2(env_secrets, url),
+                        },
+                        {
+                            "name": "create-order",
+                            "method": "POST",
+                            "path": "/api/orders",
+                            "expect_status": 201,
+                            "body": {
+                                "customer": "Monitor",
+                                "items": [{"sku": "PROBE-1", "qty": 1}],
+                            },
+                            "auth": _api_key(env_secrets),
+                        },
+                    ],
+                    "agents": [
+                        {
+                            "name": a["name"],
+                            "url": a["url"],
+                            "plain_http_ports": [a["plain_http_port"]],
+                        }
+                        for a in members
+                    ],
+                }
+            )
         item["groups"] = groups
         environments.append(item)
     document = {

@@ -106,9 +106,15 @@ async def running_fleet(options: SimOptions) -> AsyncIterator[RunningFleet]:
             stack.callback(outputs.remove_ready_marker, directory)
             try:
                 fleet.fleet_json = outputs.write_all(
-                    directory, spec=options.spec, control_url=control_url, token=token,
-                    ca_pem=fleet.ca_pem, secrets=env_secrets, agents=agents,
-                    gateways=gateways, workers=count,
+                    directory,
+                    spec=options.spec,
+                    control_url=control_url,
+                    token=token,
+                    ca_pem=fleet.ca_pem,
+                    secrets=env_secrets,
+                    agents=agents,
+                    gateways=gateways,
+                    workers=count,
                 )
             except OSError as exc:
                 raise FleetError(
@@ -116,7 +122,11 @@ async def running_fleet(options: SimOptions) -> AsyncIterator[RunningFleet]:
                 ) from None
             fleet.files = {
                 name: fleet.fleet_json.parent / name
-                for name in (outputs.CA_FILE, outputs.SECRETS_FILE, outputs.TOKEN_FILE,
-                             outputs.INVENTORY_FILE)
+                for name in (
+                    outputs.CA_FILE,
+                    outputs.SECRETS_FILE,
+                    outputs.TOKEN_FILE,
+                    outputs.INVENTORY_FILE,
+                )
             }
         yield fleet

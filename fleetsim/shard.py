@@ -61,7 +61,10 @@ class Shard:
         client_ssl = client_context(ca_file)
         for gplan in self._gateway_plans:
             gw = gateway.Gateway(
-                gplan, [self.agents[aid] for aid in gplan.agents], certs, client_ssl,
+                gplan,
+                [self.agents[aid] for aid in gplan.agents],
+                certs,
+                client_ssl,
                 gateway_runner.server,
             )
             gw.start()

@@ -30,8 +30,14 @@ async def _worker(config: dict[str, Any]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     agents = [
-        AgentPlan(a["env"], a["group"], a["name"], a["address"], Window(*a["window"]),
-                  Conditions.model_validate(a["start"]))
+        AgentPlan(
+            a["env"],
+            a["group"],
+            a["name"],
+            a["address"],
+            Window(*a["window"]),
+            Conditions.model_validate(a["start"]),
+        )
         for a in config["agents"]
     ]
     gateways = [
@@ -40,7 +46,9 @@ async def _worker(config: dict[str, Any]) -> None:
     ]
     secrets = {env: EnvSecrets(**fields) for env, fields in config["secrets"].items()}
     shard = Shard(
-        agents, gateways, secrets,
+        agents,
+        gateways,
+        secrets,
         Authority.from_pem(config["ca_cert"], config["ca_key"]),
         bytes.fromhex(config["token_key"]),
     )

@@ -65,7 +65,10 @@ def partition(layout: Layout, count: int) -> list[Layout]:
 
 
 def _config(
-    part: Layout, token: str, authority: Authority, token_key: bytes,
+    part: Layout,
+    token: str,
+    authority: Authority,
+    token_key: bytes,
     secrets: dict[str, EnvSecrets],
 ) -> dict[str, Any]:
     envs = {a.env for a in part.agents}
@@ -76,9 +79,14 @@ def _config(
         "token_key": token_key.hex(),
         "secrets": {env: vars(secrets[env]) for env in envs},
         "agents": [
-            {"env": a.env, "group": a.group, "name": a.name, "address": a.address,
-             "window": [a.window.not_before_days, a.window.not_after_days],
-             "start": a.start.model_dump()}
+            {
+                "env": a.env,
+                "group": a.group,
+                "name": a.name,
+                "address": a.address,
+                "window": [a.window.not_before_days, a.window.not_after_days],
+                "start": a.start.model_dump(),
+            }
             for a in part.agents
         ],
         "gateways": [
@@ -100,8 +108,11 @@ class RemoteHandle:
 
     async def start(self, config: dict[str, Any]) -> None:
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "fleetsim.worker",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "fleetsim.worker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
         )
         assert self._proc.stdin and self._proc.stdout
         self._proc.stdin.write(json.dumps(config).encode() + b"\n")
@@ -160,15 +171,18 @@ class RemoteHandle:
 
 
 async def start_workers(
-    parts: list[Layout], token: str, authority: Authority, token_key: bytes,
+    parts: list[Layout],
+    token: str,
+    authority: Authority,
+    token_key: bytes,
     secrets: dict[str, EnvSecrets],
 ) -> list[RemoteHandle]:
     """Start one worker per part, all at once; on any failure stop the ones that started."""
     handles = [RemoteHandle(n, part) for n, part in enumerate(parts, start=1)]
     try:
-        await asyncio.gather(*(
-            h.start(_config(h.part, token, authority, token_key, secrets)) for h in handles
-        ))
+        await asyncio.gather(
+            *(h.start(_config(h.part, token, authority, token_key, secrets)) for h in handles)
+        )
     except BaseException:
         await asyncio.gather(*(h.stop() for h in handles), return_exceptions=True)
         raise
