@@ -13,6 +13,7 @@ import yaml
 
 from fleetsim.credentials import EnvSecrets, shell_line
 from fleetsim.fleetspec import FleetSpec
+from fleetsim.gateway_guard import RATE_LIMIT_BURST, RATE_LIMIT_RPS
 
 FLEET_JSON = "fleet.json"
 TOKEN_FILE = "control-token"  # noqa: S105 - a file name, not a secret
@@ -111,6 +112,21 @@ def _oauth2(env: EnvSecrets, gateway_url: str) -> dict[str, Any]:
     }
 
 
+# What secure fleetsim agents and gateways enforce, for `agentha audit` (docs/audit.md):
+# API calls from 127.0.0.1 only, 405 for other methods on the orders API, the gateway's rate
+# limit (gateway_guard), typed order bodies and the order id as the path parameter.
+AUDIT: dict[str, Any] = {
+    "methods_not_allowed": ["DELETE", "PUT", "PATCH"],
+    "ip_allow": ["127.0.0.1/32"],
+    "audit_source": "127.0.0.2",
+    "rate_limit": {"rps": RATE_LIMIT_RPS, "burst": RATE_LIMIT_BURST},
+    "input": {
+        "body_types": {"customer": "string", "items": "array"},
+        "path": "/api/orders/{param}",
+    },
+}
+
+
 def inventory_yaml(
     spec: FleetSpec,
     secrets: dict[str, EnvSecrets],
@@ -138,6 +154,7 @@ def inventory_yaml(
                     "entrypoint": url,
                     # HA: the group must survive one agent being offline.
                     "min_healthy": max(1, len(members) - 1),
+                    "audit": AUDIT,
                     "api_checks": [
                         {
                             "name": "list-orders",

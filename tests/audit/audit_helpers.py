@@ -8,22 +8,15 @@ from typing import Any
 import yaml
 from load_helpers import agentha
 
+from fleetsim.outputs import AUDIT as FLEET_AUDIT
+
 __all__ = ["AGENTS", "AUDIT", "CLASSES", "GROUP", "agentha", "audit_inventory", "insecure"]
 
 GROUP = "test/orders"
 AGENTS = ("test/orders/orders-1", "test/orders/orders-2")
 CLASSES = ("auth", "ip", "methods", "headers", "input", "rate")
-# What the demo fleet's secure agents do; fleetsim's gateway limits 150/s, bursts of 20.
-AUDIT = {
-    "methods_not_allowed": ["DELETE", "PUT", "PATCH"],
-    "ip_allow": ["127.0.0.1/32"],
-    "audit_source": "127.0.0.2",
-    "rate_limit": {"rps": 150, "burst": 20},
-    "input": {
-        "body_types": {"customer": "string", "items": "array"},
-        "path": "/api/orders/{param}",
-    },
-}
+# What the fleet's secure agents do (fleetsim writes it into its inventory).
+AUDIT = FLEET_AUDIT
 
 
 def audit_inventory(
