@@ -8,15 +8,13 @@ from typing import Any
 import yaml
 from load_helpers import agentha
 
-from fleetsim.outputs import AUDIT as FLEET_AUDIT
+from fleetsim.outputs import AUDIT  # what the fleet's secure agents enforce
 
 __all__ = ["AGENTS", "AUDIT", "CLASSES", "GROUP", "agentha", "audit_inventory", "insecure"]
 
 GROUP = "test/orders"
 AGENTS = ("test/orders/orders-1", "test/orders/orders-2")
 CLASSES = ("auth", "ip", "methods", "headers", "input", "rate")
-# What the fleet's secure agents do (fleetsim writes it into its inventory).
-AUDIT = FLEET_AUDIT
 
 
 def audit_inventory(
