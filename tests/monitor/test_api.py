@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 
 import aiohttp
 import pytest
@@ -253,3 +254,28 @@ def test_metrics_text_is_what_generate_latest_writes(odd_name: bool) -> None:
         assert "".join(p for p in _render(families) if p is not PAUSE).encode() == generate_latest(
             registry
         )
+
+
+class GcWatch:
+    """Notes whether garbage collection is on while it is collected."""
+
+    def __init__(self) -> None:
+        self.enabled: list[bool] = []
+
+    def collect(self):
+        self.enabled.append(gc.isenabled())
+        return iter(())
+
+
+@pytest.mark.asyncio
+async def test_no_garbage_collection_during_a_scrape() -> None:
+    watch = GcWatch()
+    assert gc.isenabled()
+    async with (
+        serve(make_store(), None, watch) as url,
+        MonitorClient(url) as client,
+        client.session.get(f"{url}/metrics") as response,
+    ):
+        assert response.status == 200
+    assert watch.enabled == [False]
+    assert gc.isenabled()  # on again afterwards
