@@ -37,6 +37,13 @@ def recorder(starts: list[float], *, ok: bool = True, duration: float = 0.0):
     return run
 
 
+
+class LateFirstRuns(random.Random):
+    """First runs at the end of their spread (10 s here): only the test's triggers run."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
 @pytest.mark.asyncio
 async def test_runs_on_a_grid_without_drift() -> None:
     starts: list[float] = []
@@ -70,7 +77,7 @@ async def test_a_hung_job_is_not_piled_up_and_missed_slots_are_counted() -> None
 @pytest.mark.asyncio
 async def test_failure_brings_a_fast_re_probe() -> None:
     starts: list[float] = []
-    scheduler = Scheduler(jitter=0)
+    scheduler = Scheduler(jitter=0, rng=LateFirstRuns())
     job = Job("f", recorder(starts, ok=False), interval=10, timeout=1, fast_interval=0.05)
     scheduler.set_jobs([job])
     async with running(scheduler):
@@ -177,7 +184,7 @@ def hedged_job(main_starts: list[float], hedge_starts: list[float], *, main: flo
 async def test_a_slow_run_gets_a_hedge_after_hedge_after_and_a_hung_one_fails_twice() -> None:
     main: list[float] = []
     hedges: list[float] = []
-    scheduler = Scheduler(jitter=0)
+    scheduler = Scheduler(jitter=0, rng=LateFirstRuns())
     scheduler.set_jobs([hedged_job(main, hedges, main=10, hedge=10)])  # both hang
     async with running(scheduler):
         scheduler.trigger("h")
@@ -193,7 +200,7 @@ async def test_a_slow_run_gets_a_hedge_after_hedge_after_and_a_hung_one_fails_tw
 async def test_no_hedge_for_a_quick_run_nor_after_a_failed_one() -> None:
     main: list[float] = []
     hedges: list[float] = []
-    scheduler = Scheduler(jitter=0)
+    scheduler = Scheduler(jitter=0, rng=LateFirstRuns())
     scheduler.set_jobs([hedged_job(main, hedges, main=0.02, hedge=0)])
     async with running(scheduler):
         scheduler.trigger("h")
@@ -210,7 +217,7 @@ async def test_no_hedge_for_a_quick_run_nor_after_a_failed_one() -> None:
         hedge=recorder(hedges),
         hedge_after=0.1,
     )
-    scheduler = Scheduler(jitter=0)
+    scheduler = Scheduler(jitter=0, rng=LateFirstRuns())
     scheduler.set_jobs([job])
     async with running(scheduler):
         scheduler.trigger("f")
@@ -222,7 +229,7 @@ async def test_no_hedge_for_a_quick_run_nor_after_a_failed_one() -> None:
 @pytest.mark.asyncio
 async def test_hedges_in_flight_are_bounded() -> None:
     hedges: list[float] = []
-    scheduler = Scheduler(jitter=0, max_hedges=2)
+    scheduler = Scheduler(jitter=0, rng=LateFirstRuns(), max_hedges=2)
     jobs = [
         Job(
             f"j{i}",
@@ -261,7 +268,7 @@ async def test_fast_re_probes_stop_once_down_and_confirm_a_recovery() -> None:
         starts.append(asyncio.get_running_loop().time())
         return healthy
 
-    scheduler = Scheduler(jitter=0)
+    scheduler = Scheduler(jitter=0, rng=LateFirstRuns())
     job = Job(
         "d", run, interval=10, timeout=1, fast_interval=0.05, fast_failures=2, fast_recovery=1
     )
