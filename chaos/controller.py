@@ -47,7 +47,7 @@ from chaos.record import (
 from chaos.targets import select_targets
 from loadtests.errors import LoadError
 from loadtests.run import LocustProcess
-from loadtests.timeline import read_timeline
+from loadtests.timeline import TimelineTail, read_timeline
 from monitor.client import MonitorClient, MonitorClientError
 
 EXIT_INTERRUPTED = 130
@@ -100,6 +100,8 @@ class Controller:
         self._main: asyncio.Task[None] | None = None
         self._last_progress = 0.0
         self._timeline = plan.load.out / "timeline.jsonl"
+        self._tail = TimelineTail(self._timeline)
+        self._recent: list[guard.LoadSecond] = []  # the last seconds of load, read by _watch
 
     # -- the run -------------------------------------------------------------------------
 
@@ -440,9 +442,10 @@ class Controller:
                     Abort(f"the run took longer than guards.max_run_s {guards.max_run_s:g} s")
                 )
                 return
+            self._read_load()
             if self.phase in ("warmup", "preflight"):
                 continue
-            recent = self._recent_seconds(guards.abort_over_s + 1)[:-1]  # whole seconds only
+            recent = self._recent[-(guards.abort_over_s + 1) : -1]  # whole seconds only
             why = guard.load_abort(
                 recent, below=guards.abort_success_below, over_s=guards.abort_over_s
             )
@@ -450,17 +453,20 @@ class Controller:
                 self._fire(Abort(why))
                 return
 
-    def _recent_seconds(self, count: int) -> list[guard.LoadSecond]:
+    def _read_load(self) -> None:
+        """The new seconds of the timeline, once a second (for aborts and progress)."""
         try:
-            seconds = read_timeline(self._timeline, live=True) if self._timeline.exists() else []
+            seconds = self._tail.read()
         except LoadError:
-            return []
-        out = []
-        for second in seconds[-count:]:
-            requests = sum(t.requests for t in second.endpoints.values())
-            fail = sum(t.fail for t in second.endpoints.values())
-            out.append(guard.LoadSecond(requests, fail, second.users))
-        return out
+            return
+        self._recent = [
+            guard.LoadSecond(
+                sum(t.requests for t in s.endpoints.values()),
+                sum(t.fail for t in s.endpoints.values()),
+                s.users,
+            )
+            for s in seconds[-(self.exp.guards.abort_over_s + 2) - 5 :]
+        ]
 
     # -- the verdict ---------------------------------------------------------------------
 
@@ -535,7 +541,7 @@ class Controller:
         if now - self._last_progress < every:
             return
         self._last_progress = now
-        recent = self._recent_seconds(5)[:-1]
+        recent = self._recent[-5:-1]
         requests = sum(s.requests for s in recent)
         ratio = f"{(requests - sum(s.fail for s in recent)) / requests:.1%}" if requests else "-"
         elapsed = time.time() - self.record.started

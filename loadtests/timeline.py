@@ -166,44 +166,76 @@ class Second:
         return iso_second(self.t)
 
 
-def read_timeline(path: Path, *, live: bool = False) -> list[Second]:
-    """The timeline's seconds in order; a malformed line is a ``LoadConfigError`` naming it.
-
-    ``live``: the file is still being written; a last line without its newline is left for
-    the next read.
-    """
+def read_timeline(path: Path) -> list[Second]:
+    """The timeline's seconds in order; a malformed line is a ``LoadConfigError`` naming it."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise LoadConfigError(f"{path}: cannot read the timeline: {exc.strerror}") from None
-    if live and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
     seconds: dict[int, Second] = {}
     for number, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip():
-            continue
-        try:
-            line = json.loads(raw)
-            second = seconds.get(line["t"])
-            endpoints = {
-                str(name): Tally(
-                    int(e["ok"]), int(e["fail"]), Histogram.from_json(e["latency_hist"])
-                )
-                for name, e in line["endpoints"].items()
-            }
-            if second is None:
-                seconds[line["t"]] = Second(
-                    int(line["t"]), int(line["elapsed"]), int(line["users"]), endpoints
-                )
-            else:
-                for name, tally in endpoints.items():
-                    second.endpoints.setdefault(name, Tally()).add(tally)
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise LoadConfigError(
-                f"{path}:{number}: not a timeline line; expected JSON with t, elapsed, users "
-                "and endpoints"
-            ) from None
+        _merge_line(seconds, raw, path, number)
     return [seconds[t] for t in sorted(seconds)]
+
+
+class TimelineTail:
+    """A timeline followed while Locust writes it: each ``read()`` parses only what was added
+    since the last one (a half-written last line waits for the next read), so following a
+    long run costs the same every second."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seconds: list[Second] = []  # in order; late lines are added into their second
+        self._by_t: dict[int, Second] = {}
+        self._offset = 0
+        self._partial = b""
+        self._lines = 0
+
+    def read(self) -> list[Second]:
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return self.seconds
+        except OSError as exc:
+            raise LoadConfigError(
+                f"{self.path}: cannot read the timeline: {exc.strerror}"
+            ) from None
+        self._offset += len(data)
+        complete, _, self._partial = (self._partial + data).rpartition(b"\n")
+        for raw in complete.decode("utf-8", "replace").splitlines() if complete else ():
+            self._lines += 1
+            second = _merge_line(self._by_t, raw, self.path, self._lines)
+            if second is not None:
+                self.seconds.append(second)
+        return self.seconds
+
+
+def _merge_line(seconds: dict[int, Second], raw: str, path: Path, number: int) -> Second | None:
+    """Add one line into ``seconds``; returns the second when the line started a new one."""
+    if not raw.strip():
+        return None
+    try:
+        line = json.loads(raw)
+        second = seconds.get(line["t"])
+        endpoints = {
+            str(name): Tally(int(e["ok"]), int(e["fail"]), Histogram.from_json(e["latency_hist"]))
+            for name, e in line["endpoints"].items()
+        }
+        if second is None:
+            second = seconds[line["t"]] = Second(
+                int(line["t"]), int(line["elapsed"]), int(line["users"]), endpoints
+            )
+            return second
+        for name, tally in endpoints.items():
+            second.endpoints.setdefault(name, Tally()).add(tally)
+        return None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise LoadConfigError(
+            f"{path}:{number}: not a timeline line; expected JSON with t, elapsed, users "
+            "and endpoints"
+        ) from None
 
 
 def totals(seconds: Iterable[Second]) -> dict[str, Tally]:

@@ -298,3 +298,27 @@ def test_unusable_token_answers(status: int, body: bytes | None) -> None:
     from loadtests.oauth import parse_token_answer
 
     assert parse_token_answer(status, body, now=0.0) is None
+
+
+def test_timeline_tail_reads_only_what_was_added(tmp_path) -> None:
+    from loadtests.timeline import TimelineTail
+
+    def line(t: int, ok: int, late: bool = False) -> str:
+        hist = {"5": ok}
+        data = {"t": t, "elapsed": t - 100, "users": 2, "endpoints": {"a": {
+            "ok": ok, "fail": 0, "latency_hist": hist}}}  # fmt: skip
+        if late:
+            data["late"] = True
+        return json.dumps(data) + "\n"
+
+    path = tmp_path / "timeline.jsonl"
+    tail = TimelineTail(path)
+    assert tail.read() == []  # not written yet
+    first, second = line(100, 3), line(101, 4)
+    path.write_text(first + second[:10])  # the second line half written
+    assert [s.t for s in tail.read()] == [100]
+    with path.open("a") as handle:
+        handle.write(second[10:] + line(100, 2, late=True))
+    seconds = tail.read()
+    assert [(s.t, s.endpoints["a"].ok) for s in seconds] == [(100, 5), (101, 4)]
+    assert tail.read() == seconds  # nothing new
