@@ -324,15 +324,12 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_proxy(args: argparse.Namespace) -> int:
-    from chaos.proxy import ProxyError, parse_address, parse_route, run_proxy
+    from chaos.proxy import ProxyError, serve_from_text
 
     try:
-        control = parse_address(args.control, "--control")
-        routes = [parse_route(text) for text in args.route]
+        serve_from_text(args.control, args.route)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    try:
-        asyncio.run(run_proxy(control, routes))
     except ProxyError as exc:
         raise CommandError(str(exc), 1) from None
     return 0

@@ -595,16 +595,21 @@ async def run_proxy(control: tuple[str, int], routes: list[Route]) -> None:
         await stop.wait()
 
 
+def serve_from_text(control: str, routes: Sequence[str]) -> None:
+    """Parse the addresses as written and serve until a signal: ``ValueError`` for bad text,
+    ``ProxyError`` when the proxy cannot listen."""
+    address = parse_address(control, "--control")
+    parsed = [parse_route(text) for text in routes]
+    asyncio.run(run_proxy(address, parsed))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        control = parse_address(args.control, "--control")
-        routes = [parse_route(text) for text in args.route]
+        serve_from_text(args.control, args.route)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    try:
-        asyncio.run(run_proxy(control, routes))
     except ProxyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
