@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import shlex
 import signal
 import string
@@ -32,14 +31,13 @@ from collections.abc import Mapping, Sequence
 from typing import IO, Any, ClassVar
 
 from chaos.drivers import agent_settings, split_agent
+from chaos.drivers.settings import NAME_RE, check_env_names, check_keys, check_seconds
 from chaos.errors import DriverError, ExperimentError
 from chaos.faults import Driver, Fault
 
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Always passed through: what a shell, ssh or kubectl needs to find its tools and config.
 BASE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "SSH_AUTH_SOCK")
 FIELDS = ("agent", "env", "group", "name", "host", "port", "action")
-MAX_TIMEOUT_S = 3600.0
 TAIL_CHARS = 200
 
 
@@ -105,32 +103,6 @@ def command_env(names: Sequence[str], driver: str) -> dict[str, str]:
             raise DriverError(f"{driver}: environment variable {name} is not set")
         env[name] = os.environ[name]
     return env
-
-
-def check_seconds(value: Any, where: str, *, high: float = MAX_TIMEOUT_S) -> float:
-    """A positive number of seconds up to ``high``, or ``ExperimentError``."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= high:
-        raise ExperimentError(f"{where}: {value!r} is not valid; expected seconds in (0, {high:g}]")
-    return float(value)
-
-
-def check_env_names(value: Any, where: str) -> list[str]:
-    if not isinstance(value, list) or not all(
-        isinstance(n, str) and NAME_RE.match(n) for n in value
-    ):
-        raise ExperimentError(f"{where}: expected a list of environment variable names")
-    return list(value)
-
-
-def check_keys(data: Any, allowed: Sequence[str], where: str) -> Mapping[str, Any]:
-    if not isinstance(data, Mapping):
-        raise ExperimentError(f"{where}: expected a mapping")
-    for key in data:
-        if key not in allowed:
-            raise ExperimentError(
-                f"{where}.{key}: unknown field; expected one of {', '.join(allowed)}"
-            )
-    return data
 
 
 def placeholders(template: str, where: str) -> list[str]:

@@ -24,7 +24,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from chaos.drivers import agent_settings, split_agent
-from chaos.drivers.command import check_keys, check_seconds, run_bounded
+from chaos.drivers.command import run_bounded
+from chaos.drivers.settings import agent_table, check_keys, check_seconds
 from chaos.errors import ExperimentError
 from chaos.faults import Driver, Fault
 
@@ -46,11 +47,7 @@ class NetnsDriver(Driver):
         if not isinstance(ip, str) or not ip:
             raise ExperimentError("drivers.netns.ip: expected the iproute2 program, e.g. ip")
         self.ip = ip
-        agents = s.get("agents")
-        if not isinstance(agents, Mapping) or not agents:
-            raise ExperimentError(
-                "drivers.netns.agents: missing or empty; expected {AGENT: {namespace, link}}"
-            )
+        agents = agent_table(s, "drivers.netns", "{AGENT: {namespace, link}}")
         for key, entry in agents.items():
             where = f"drivers.netns.agents.{key}"
             entry = check_keys(entry, ("namespace", "link"), where)

@@ -36,7 +36,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 
 from chaos.drivers import split_agent
-from chaos.drivers.command import check_keys, check_seconds
+from chaos.drivers.settings import check_keys, check_seconds
 from chaos.errors import DriverError, ExperimentError
 from chaos.faults import Driver, Fault
 

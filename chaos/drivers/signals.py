@@ -29,13 +29,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from chaos.drivers import agent_settings, split_agent
-from chaos.drivers.command import (
-    check_env_names,
-    check_keys,
-    check_seconds,
-    command_env,
-    run_bounded,
-)
+from chaos.drivers.command import command_env, run_bounded
+from chaos.drivers.settings import agent_table, check_env_names, check_keys, check_seconds
 from chaos.errors import DriverError, ExperimentError
 from chaos.faults import Driver, Fault
 
@@ -71,11 +66,7 @@ class SignalDriver(Driver):
         if not isinstance(shell, str) or not shell.strip():
             raise ExperimentError("drivers.signal.shell: expected a shell program, e.g. /bin/sh")
         self.shell = shell
-        agents = s.get("agents")
-        if not isinstance(agents, Mapping) or not agents:
-            raise ExperimentError(
-                "drivers.signal.agents: missing or empty; expected {AGENT: {pidfile: PATH}}"
-            )
+        agents = agent_table(s, "drivers.signal", "{AGENT: {pidfile: PATH}}")
         for key, entry in agents.items():
             where = f"drivers.signal.agents.{key}"
             entry = check_keys(entry, AGENT_FIELDS, where)
