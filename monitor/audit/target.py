@@ -8,7 +8,6 @@ objects, out of every ``repr``.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,10 +15,9 @@ from urllib.parse import urlsplit
 from monitor.audit.raw import Endpoint
 from monitor.inventory import ApiCheck, Group, check_audit
 from monitor.inventory_file import AuditSettings
-from monitor.payloads import parse_body, parse_template
 from monitor.probes.contexts import verified_context
 from monitor.probes.target import ApiCheckTarget, host_header
-from monitor.targets import check_target
+from monitor.targets import check_filler, check_target
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +55,10 @@ class AuditTarget:
 
 def audit_targets(environment: str, production: bool, group: Group) -> list[AuditTarget]:
     """One target per API check of the group, in the inventory's order."""
-    rng = random.Random()  # noqa: S311 - synthetic request data, not a secret
     prefix = urlsplit(group.entrypoint).path.rstrip("/")
     targets = []
     for check in group.api_checks:
-        targets.append(_target(environment, production, group, check, prefix, rng))
+        targets.append(_target(environment, production, group, check, prefix))
     return targets
 
 
@@ -71,26 +68,11 @@ def _target(
     group: Group,
     check: ApiCheck,
     prefix: str,
-    rng: random.Random,
 ) -> AuditTarget:
     api = check_target(group, check)
-    path = parse_template(api.path, "path").render(rng)
-    body = parse_body(check.body, "body").render(rng) if check.body is not None else None
-    api = ApiCheckTarget(
-        group=api.group,
-        check=api.check,
-        host=api.host,
-        port=api.port,
-        path=path,
-        scheme=api.scheme,
-        server_name=api.server_name,
-        method=api.method,
-        expect_status=api.expect_status,
-        body=body,
-        ca_bundle=api.ca_bundle,
-        min_tls_version=api.min_tls_version,
-        auth=api.auth,
-    )
+    fill = check_filler(api)  # synthetic values for the check's placeholders, as probes send
+    if fill is not None:
+        api = fill()
     return AuditTarget(
         environment=environment,
         group=group.name,
@@ -98,5 +80,5 @@ def _target(
         api=api,
         settings=check_audit(group, check),
         prefix=prefix,
-        body=body,
+        body=api.body,
     )
