@@ -93,7 +93,6 @@ class Controller:
         self.group_status = "unknown"
         self.status_before = "unknown"
         self.phase = "preflight"
-        self.current = ""  # what fault is applied now, for the progress line
         self.journal: Journal | None = None
         self.locust: LocustProcess | None = None
         self.abort: Abort | None = None
@@ -289,7 +288,6 @@ class Controller:
         self.journal.intend(fault, driver.settings)
         self.applied[fault.id] = fault
         window.injected_at = time.time()
-        self.current = window.description
         self._say(f"inject: {window.description}")
         try:
             await driver.inject(fault)
@@ -315,9 +313,6 @@ class Controller:
         window.reverted_at = time.time()
         del self.applied[fault.id]
         self.journal.reverted(fault)
-        self.current = ", ".join(
-            self.plan.drivers[f.driver].describe(f) for f in self.applied.values()
-        )
         self._say(f"revert: {window.description}")
         self._save()
 
@@ -535,6 +530,9 @@ class Controller:
             counts[state] = counts.get(state, 0) + 1
         return "agents " + " ".join(f"{k} {v}" for k, v in sorted(counts.items()))
 
+    def _applied_text(self) -> str:
+        return ", ".join(self.plan.drivers[f.driver].describe(f) for f in self.applied.values())
+
     def _progress(self) -> None:
         now = time.monotonic()
         every = PROGRESS_EVERY_S if self.options.live else 5.0
@@ -548,7 +546,7 @@ class Controller:
         line = (
             f"[{elapsed:5.0f} s] {self.phase:<9} success {ratio} ({requests} req/4 s), "
             f"group {self.group_status}, {self._agent_counts()}"
-            + (f"; fault: {self.current}" if self.current else "")
+            + (f"; fault: {applied}" if (applied := self._applied_text()) else "")
         )
         if self.options.live:
             sys.stdout.write("\r\033[K" + line[:200])
