@@ -16,9 +16,8 @@ from agentha.errors import CommandError
 
 if TYPE_CHECKING:
     from chaos.experiment import Experiment
-    from chaos.plan import Plan
 
-EXIT_PASS, EXIT_FAIL, EXIT_ABORTED, EXIT_ERROR = 0, 1, 2, 3
+EXIT_ABORTED, EXIT_ERROR = 2, 3  # chaos.record's codes, without importing chaos at start
 
 EXIT_CODES = """\
 exit codes:
@@ -181,7 +180,7 @@ def _token(experiment: Experiment) -> str | None:
 
 
 def run_experiment(args: argparse.Namespace) -> int:
-    from chaos.controller import Options, run_plan
+    from chaos.controller import Options, dry_run, run_plan
     from chaos.errors import ChaosError
     from chaos.experiment import load_experiment
     from chaos.plan import make_plan
@@ -196,7 +195,7 @@ def run_experiment(args: argparse.Namespace) -> int:
     except ChaosError as exc:
         raise CommandError(str(exc), EXIT_ERROR) from None
     if args.dry_run:
-        return asyncio.run(_dry_run(plan, token))
+        return asyncio.run(dry_run(plan, token))
     if plan.profile == "production" and not args.yes:
         raise CommandError(
             f"{experiment.group} is in a production environment: add --yes to run faults on it "
@@ -214,43 +213,6 @@ def run_experiment(args: argparse.Namespace) -> int:
     for line in _verdict_lines(record):
         print(line)
     return int(record.exit_code if record.exit_code is not None else EXIT_ERROR)
-
-
-async def _dry_run(plan: Plan, token: str | None) -> int:
-    """The plan and every guard decision against live monitor state; nothing is touched."""
-    from chaos import guard
-    from chaos.experiment import FaultStep, RollingStep
-    from monitor.client import MonitorClient, MonitorClientError
-
-    for line in plan.lines():
-        print(line)
-    exp = plan.experiment
-    try:
-        async with MonitorClient(exp.monitor.url, token=token) as client:
-            snapshot = await client.snapshot()
-    except MonitorClientError as exc:
-        print(f"guard: cannot read the monitor ({exc}); decisions unknown")
-        return EXIT_ERROR
-    refused = 0
-    why = guard.steady(snapshot, exp.group, exp.hypothesis.group_status)
-    print(f"preflight: {'steady now' if why is None else 'NOT steady now: ' + why}")
-    for planned in plan.steps:
-        batches: list[tuple[str, list[str]]] = []
-        if isinstance(planned.step, FaultStep):
-            batches = [(planned.step.action, [f.agent for f in planned.faults])]
-        elif isinstance(planned.step, RollingStep):
-            action = f"rolling {planned.step.action}"
-            batches = [(action, [restart.agent]) for _drain, restart in planned.rolling]
-        for action, targets in batches:
-            names = ", ".join(t.rsplit("/", 1)[1] for t in targets)
-            decision = guard.check_fault(
-                snapshot, exp.group, targets, (), allow_outage=exp.guards.allow_outage,
-                what=f"step {planned.index + 1}: {action} on {names}",
-            )  # fmt: skip
-            refused += not decision.allowed
-            print(f"guard: {decision.line}")
-    print("dry run: nothing was changed")
-    return EXIT_ABORTED if refused or why is not None else EXIT_PASS
 
 
 def _write_reports(record, out: Path, formats) -> None:

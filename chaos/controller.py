@@ -39,6 +39,7 @@ from chaos.record import (
     EXIT_ABORTED,
     EXIT_CODES,
     EXIT_ERROR,
+    EXIT_PASS,
     FaultWindow,
     Phase,
     RunRecord,
@@ -557,3 +558,36 @@ class Controller:
 
 async def run_plan(plan: Plan, options: Options) -> RunRecord:
     return await Controller(plan, options).run()
+
+
+async def dry_run(plan: Plan, token: str | None, say: Callable[[str], None] = print) -> int:
+    """The plan and every guard decision against live monitor state; nothing is touched."""
+    for line in plan.lines():
+        say(line)
+    exp = plan.experiment
+    try:
+        async with MonitorClient(exp.monitor.url, token=token) as client:
+            snapshot = await client.snapshot()
+    except MonitorClientError as exc:
+        say(f"guard: cannot read the monitor ({exc}); decisions unknown")
+        return EXIT_ERROR
+    refused = 0
+    why = guard.steady(snapshot, exp.group, exp.hypothesis.group_status)
+    say(f"preflight: {'steady now' if why is None else 'NOT steady now: ' + why}")
+    for planned in plan.steps:
+        batches: list[tuple[str, list[str]]] = []
+        if isinstance(planned.step, FaultStep):
+            batches = [(planned.step.action, [f.agent for f in planned.faults])]
+        elif isinstance(planned.step, RollingStep):
+            action = f"rolling {planned.step.action}"
+            batches = [(action, [restart.agent]) for _drain, restart in planned.rolling]
+        for action, targets in batches:
+            names = ", ".join(t.rsplit("/", 1)[1] for t in targets)
+            decision = guard.check_fault(
+                snapshot, exp.group, targets, (), allow_outage=exp.guards.allow_outage,
+                what=f"step {planned.index + 1}: {action} on {names}",
+            )  # fmt: skip
+            refused += not decision.allowed
+            say(f"guard: {decision.line}")
+    say("dry run: nothing was changed")
+    return EXIT_ABORTED if refused or why is not None else EXIT_PASS
