@@ -3,6 +3,9 @@
 A read-only view of the StateStore. ``GET /api/v1/events`` streams transitions as SSE; a client
 that reconnects with ``Last-Event-ID`` (or ``?after=N``) first gets what it missed, as far as the
 bounded event log still holds it. An optional bearer token protects everything but ``/healthz``.
+
+The one write: a chaos run reports its phase and faults (``PUT /api/v1/chaos/runs/RUN``, see
+``monitor.chaos_board``). Without a token it is taken only from a loopback client.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import contextlib
 import gc
 import hmac
+import ipaddress
 import json
 import re
 import weakref
@@ -21,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 
+from monitor.chaos_board import ChaosBoard, ChaosReportError
 from monitor.collector import PAUSE, Pause, cooperative
 from monitor.state import StateStore
 
@@ -30,6 +35,9 @@ PING_INTERVAL = 15.0  # seconds between SSE keep-alive comments
 STORE_KEY = web.AppKey("store", StateStore)
 STREAMS_KEY = web.AppKey("streams", weakref.WeakSet)  # SSE handler tasks, ended on shutdown
 SNAPSHOT_KEY = web.AppKey("snapshot", Callable)
+CHAOS_KEY = web.AppKey("chaos", ChaosBoard)
+TOKEN_SET_KEY = web.AppKey("token_set", bool)
+MAX_REPORT = 64 * 1024  # bytes in one chaos report
 
 
 def create_app(
@@ -39,12 +47,16 @@ def create_app(
     token: str | None = None,
     snapshot: Callable[[], Mapping[str, object]] | None = None,
     ping_interval: float = PING_INTERVAL,
+    chaos: ChaosBoard | None = None,
 ) -> web.Application:
     """Build the API application.
 
     ``snapshot`` returns the JSON for ``/api/v1/snapshot``; by default the store's own.
+    ``chaos`` takes chaos run reports; without it there are no chaos routes.
     """
-    app = web.Application(middlewares=[_auth_middleware(token)] if token else [])
+    app = web.Application(
+        middlewares=[_auth_middleware(token)] if token else [], client_max_size=MAX_REPORT
+    )
     app[STORE_KEY] = store
     app[STREAMS_KEY] = weakref.WeakSet()
     app[SNAPSHOT_KEY] = snapshot or store.snapshot
@@ -52,6 +64,11 @@ def create_app(
     app.router.add_get("/metrics", _metrics_handler(registry))
     app.router.add_get(f"{API_PREFIX}/snapshot", _snapshot)
     app.router.add_get(f"{API_PREFIX}/events", _events_handler(ping_interval))
+    if chaos is not None:
+        app[CHAOS_KEY] = chaos
+        app[TOKEN_SET_KEY] = bool(token)
+        app.router.add_get(f"{API_PREFIX}/chaos/runs", _chaos_runs)
+        app.router.add_put(f"{API_PREFIX}/chaos/runs/{{run}}", _chaos_report)
     app.on_shutdown.append(_close_streams)
     return app
 
@@ -239,6 +256,37 @@ async def _healthz(_request: web.Request) -> web.Response:
 
 async def _snapshot(request: web.Request) -> web.Response:
     return web.json_response(request.app[SNAPSHOT_KEY]())
+
+
+async def _chaos_runs(request: web.Request) -> web.Response:
+    return web.json_response(request.app[CHAOS_KEY].snapshot())
+
+
+async def _chaos_report(request: web.Request) -> web.Response:
+    if not request.app[TOKEN_SET_KEY] and not _loopback(request.remote):
+        return _error(403, "chaos reports need the API token from a client off this host")
+    try:
+        body = await request.json()
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, f"report larger than {MAX_REPORT} bytes")
+    except ValueError:
+        return _error(400, "report: expected JSON")
+    try:
+        request.app[CHAOS_KEY].report(request.match_info["run"], body)
+    except ChaosReportError as exc:
+        return _error(422, str(exc))
+    return web.Response(status=204)
+
+
+def _loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False
+
+
+def _error(status: int, text: str) -> web.Response:
+    return web.json_response({"error": text}, status=status)
 
 
 def _start_after(request: web.Request, last_seq: int) -> int:

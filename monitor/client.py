@@ -59,6 +59,27 @@ class MonitorClient:
     async def snapshot(self) -> dict[str, Any]:
         return await self._get_json("/api/v1/snapshot")
 
+    async def chaos_runs(self) -> dict[str, Any]:
+        return await self._get_json("/api/v1/chaos/runs")
+
+    async def report_chaos(self, run: str, report: dict[str, Any]) -> None:
+        """Tell the monitor a chaos run's phase and faults (see ``monitor.chaos_board``)."""
+        timeout = aiohttp.ClientTimeout(total=self._timeout)
+        url = f"{self.base_url}/api/v1/chaos/runs/{run}"
+        try:
+            async with self.session.put(url, json=report, timeout=timeout) as response:
+                if response.status == 204:
+                    return
+                try:
+                    why = str((await response.json()).get("error", ""))[:200]
+                except (aiohttp.ClientError, ValueError, AttributeError):
+                    why = ""
+                raise MonitorClientError(
+                    f"{response.url.path}: HTTP {response.status}" + (f": {why}" if why else "")
+                )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise MonitorClientError(f"monitor at {self.base_url}: {type(exc).__name__}") from None
+
     async def healthy(self) -> bool:
         try:
             await self._get_json("/healthz")

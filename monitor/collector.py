@@ -23,6 +23,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
+from monitor.chaos_board import ChaosBoard
 from monitor.ledger import ProbeLedger
 from monitor.probes import PlaintextDetails, PortVerdict, Reason, StatusDetails, TlsDetails
 from monitor.scheduler import LAG_BUCKETS, Scheduler
@@ -433,3 +434,42 @@ class MqttCollector(Collector):
         for group_id, entry in view["groups"].items():
             _one_hot(status, _group_dict(group_id), "status", GroupStatus, entry["status"])
         yield status
+
+
+class ChaosCollector(Collector):
+    """Chaos runs reported to this monitor: phases, the faults they hold, how they ended.
+
+    The run id is no label (one per run, unbounded); the experiment is, and a board holds a
+    bounded number of runs."""
+
+    def __init__(self, board: ChaosBoard) -> None:
+        self._board = board
+
+    def collect(self) -> Iterator[Metric]:
+        runs = GaugeMetricFamily(
+            f"{PREFIX}_chaos_run_active",
+            "1 per chaos run under way (or lost while holding faults), by experiment and phase.",
+            labels=(*GROUP_LABELS, "experiment", "phase"),
+        )
+        faults = GaugeMetricFamily(
+            f"{PREFIX}_chaos_fault_active",
+            "1 per fault a chaos run holds on the agent, by action (stop, hang, pause...).",
+            labels=(*AGENT_LABELS, "action"),
+        )
+        for run in self._board.runs.values():
+            if not run.active:
+                continue
+            labels = _group_dict(run.group)
+            _put(runs, {**labels, "experiment": run.experiment, "phase": run.phase}, 1.0)
+            for agent_id, actions in run.faults.items():
+                for action in actions:
+                    _put(faults, {**_agent_dict(agent_id), "action": action}, 1.0)
+        yield from (runs, faults)
+        ended = CounterMetricFamily(
+            f"{PREFIX}_chaos_runs_ended",
+            "Chaos runs that ended, by verdict (lost: stopped reporting before the end).",
+            labels=("verdict",),
+        )
+        for verdict, count in self._board.finished.items():
+            ended.add_metric([verdict], count)
+        yield ended

@@ -14,12 +14,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-EventKind = Literal["agent", "group"]
+# agent and group: a state transition; chaos: a chaos run's phase (id: the run); fault: the
+# faults a chaos run holds on one agent (old and new: actions joined by "+", or "none").
+EventKind = Literal["agent", "group", "chaos", "fault"]
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One transition: ``id`` is an agent id (ENV/GROUP/AGENT) or a group id (ENV/GROUP)."""
+    """One transition: ``id`` is an agent id (ENV/GROUP/AGENT), a group id (ENV/GROUP) or,
+    for ``chaos``, a chaos run id."""
 
     seq: int
     time: float

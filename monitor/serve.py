@@ -23,7 +23,8 @@ from prometheus_client.core import GaugeMetricFamily
 
 from monitor.api import create_app
 from monitor.audit.exporters import AuditCollector
-from monitor.collector import MonitorCollector, MqttCollector
+from monitor.chaos_board import ChaosBoard
+from monitor.collector import ChaosCollector, MonitorCollector, MqttCollector
 from monitor.consensus import consensus
 from monitor.errors import InventoryError
 from monitor.inventory import Inventory, load_inventory
@@ -92,6 +93,10 @@ class MonitorServer:
             Publisher(mqtt, self.monitor.store, version=VERSION) if mqtt is not None else None
         )
         self._publishing: asyncio.Task[None] | None = None
+        # Chaos runs may name any agent of the whole inventory, sharded or not.
+        self.chaos = ChaosBoard(self.monitor.store.events, lambda: self._agent_ids)
+        self._agent_ids = frozenset(a.id for _e, _g, a in inventory.agents())
+        self._sweeping: asyncio.Task[None] | None = None
         self.listen = listen
         self.reloads = ReloadCollector()
         self._filters = filters
@@ -108,11 +113,18 @@ class MonitorServer:
             MonitorCollector(monitor.store, monitor.scheduler, VERSION, ledger=monitor.ledger)
         )
         registry.register(self.reloads)
+        registry.register(ChaosCollector(self.chaos))
         if monitor.audit is not None:
             registry.register(AuditCollector(monitor.audit))
         if self.publisher is not None:
             registry.register(MqttCollector(self.publisher, self.consensus))
-        app = create_app(monitor.store, registry, token=self.listen.token, snapshot=self.snapshot)
+        app = create_app(
+            monitor.store,
+            registry,
+            token=self.listen.token,
+            snapshot=self.snapshot,
+            chaos=self.chaos,
+        )
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(
@@ -122,6 +134,7 @@ class MonitorServer:
         port = self._runner.addresses[0][1]
         self.url = Listen(self.listen.host, port, self.listen.ssl_context).url
         self._task = asyncio.create_task(monitor.run())
+        self._sweeping = asyncio.create_task(self.chaos.run())
         if self.publisher is not None:
             self._publishing = asyncio.create_task(self.publisher.run())
         return self
@@ -134,10 +147,11 @@ class MonitorServer:
             self._publishing.cancel()
             # Bounded: leaving must never hang on the broker.
             await asyncio.wait([self._publishing], timeout=2.0)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._sweeping):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -151,6 +165,7 @@ class MonitorServer:
                 log.error("reload refused, keeping the running inventory: %s", problem)
             return False
         self.inventory = inventory
+        self._agent_ids = frozenset(a.id for _e, _g, a in inventory.agents())
         self.monitor.reload(self._own_part(inventory))
         self._apply_filters()
         self.reloads.success, self.reloads.last_success = 1.0, time.time()
@@ -180,6 +195,7 @@ class MonitorServer:
     def snapshot(self) -> dict[str, object]:
         """The monitor's snapshot, with ``consensus`` when there are peers."""
         snap = self.monitor.snapshot()
+        snap["chaos"] = self.chaos.snapshot()
         view = self.consensus()
         if view is not None:
             snap["consensus"] = view
