@@ -122,18 +122,30 @@ def render_metrics(families: list[Metric]) -> bytes:
         return generate_latest(_Collected(families))
 
 
-async def render_metrics_cooperatively(families: list[Metric]) -> bytes:
-    """``render_metrics`` on the event loop, letting other work run every few thousand series."""
-    parts = []
+WRITE_CHUNK = 256 * 1024  # bytes (about) per write of a /metrics body
+
+
+async def render_chunks_cooperatively(families: list[Metric]) -> list[bytes]:
+    """``render_metrics`` in pieces of about ``WRITE_CHUNK`` bytes, made on the event loop
+    letting other work run every few thousand series."""
+    chunks: list[bytes] = []
+    pending: list[str] = []
+    size = 0
     try:
         for part in _render(families):
             if part is PAUSE:
                 await asyncio.sleep(0)
-            else:
-                parts.append(part)
+                continue
+            pending.append(part)
+            size += len(part)
+            if size >= WRITE_CHUNK:
+                chunks.append("".join(pending).encode())
+                pending.clear()
+                size = 0
     except _Unusual:
-        return generate_latest(_Collected(families))
-    return "".join(parts).encode()
+        return [generate_latest(_Collected(families))]
+    chunks.append("".join(pending).encode())
+    return chunks
 
 
 def _render(families: list[Metric]) -> Iterator[str | Pause]:
@@ -204,8 +216,8 @@ class _Collected:
 
 def _metrics_handler(
     registry: CollectorRegistry,
-) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def metrics(_request: web.Request) -> web.Response:
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def metrics(request: web.Request) -> web.StreamResponse:
         # At thousands of agents one scrape is seconds of work. It runs on the loop, in
         # slices (the collector pauses every few hundred agents, the writer every few thousand
         # series) with probes run in between, so none is due for more than a slice. (In a
@@ -219,15 +231,26 @@ def _metrics_handler(
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return await _scrape(registry)
+            chunks = await _scrape(registry)
         finally:
             if collecting:
                 gc.enable()
+        # Tens of megabytes at 10,000 agents: sent in pieces, each compressed (when the
+        # client asks for it, as Prometheus does) in a thread, so neither the joining nor the
+        # compressing of one whole body stops the loop.
+        response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE_LATEST})
+        response.enable_compression()
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionResetError):  # the scraper gave up: nothing to do
+            for chunk in chunks:
+                await response.write(chunk)
+            await response.write_eof()
+        return response
 
     return metrics
 
 
-async def _scrape(registry: CollectorRegistry) -> web.Response:
+async def _scrape(registry: CollectorRegistry) -> list[bytes]:
     """Collect and write on the loop in slices (see the metrics handler)."""
     token = cooperative.set(True)
     try:
@@ -244,10 +267,7 @@ async def _scrape(registry: CollectorRegistry) -> web.Response:
         families = list(registry.collect())
     finally:
         cooperative.reset(token)
-    body = await render_metrics_cooperatively(families)
-    response = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-    response.enable_compression()
-    return response
+    return await render_chunks_cooperatively(families)
 
 
 async def _healthz(_request: web.Request) -> web.Response:

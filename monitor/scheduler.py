@@ -137,6 +137,7 @@ class Scheduler:
         self.timeouts = 0
         self.missed = 0
         self.hedges = 0  # hedge runs started (also counted in runs)
+        self.first_runs_by = 0.0  # loop time by which every job installed so far first ran
 
     @property
     def in_flight(self) -> int:
@@ -170,6 +171,7 @@ class Scheduler:
                 at_rate = ahead[job.interval] / self._start_rate
                 spread = max(min(job.interval, self._first_run_spread), at_rate)
                 slot = _Slot(job, now + self._rng.uniform(0, spread))
+                self.first_runs_by = max(self.first_runs_by, slot.due)
             else:
                 slot.job = job
             self._slots[job.key] = slot

@@ -27,6 +27,7 @@ from monitor.chaos_board import ChaosBoard
 from monitor.collector import ChaosCollector, MonitorCollector, MqttCollector
 from monitor.consensus import consensus
 from monitor.errors import InventoryError
+from monitor.heap import freeze_when_warm
 from monitor.inventory import Inventory, load_inventory
 from monitor.logs import QuietProduction, RedactSecrets
 from monitor.mqtt import MqttSettings, Publisher
@@ -228,10 +229,12 @@ async def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, server.reload, inventory_path)
+        heap = asyncio.create_task(freeze_when_warm(server.monitor.scheduler))
         try:
             if on_ready is not None:
                 on_ready(server)
             await stop.wait()
         finally:
+            heap.cancel()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import gzip
 
 import aiohttp
 import pytest
@@ -17,7 +18,7 @@ from prometheus_client.core import (
     InfoMetricFamily,
 )
 
-from monitor.api import _render, create_app, render_metrics
+from monitor.api import WRITE_CHUNK, _render, create_app, render_metrics
 from monitor.client import MonitorClient, MonitorClientError
 from monitor.collector import PAUSE, MonitorCollector, cooperative
 from monitor.ledger import ProbeLedger
@@ -131,6 +132,24 @@ async def test_a_big_scrape_lets_the_loop_run_between_slices() -> None:
     # 4,000 agents and 1,000 groups: 8 + 2 pauses while collecting, the ticker ran at each.
     # Collected in one go, it would not have run at all in between.
     assert seen[1] - seen[0] >= 10
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+async def test_a_big_body_goes_out_in_pieces_with_the_same_bytes(encoding: str) -> None:
+    store = big_store(4000)  # about 1 MB of text: four pieces
+    registry = CollectorRegistry()
+    registry.register(MonitorCollector(store, None, version="test"))
+    expected = render_metrics(list(registry.collect()))
+    async with serve(store) as url, aiohttp.ClientSession(auto_decompress=False) as session:
+        headers = {"Accept-Encoding": encoding}
+        async with session.get(f"{url}/metrics", headers=headers) as response:
+            raw = await response.read()
+            assert response.headers.get("Transfer-Encoding") == "chunked"
+            assert response.headers.get("Content-Encoding", "identity") == encoding
+    body = gzip.decompress(raw) if encoding == "gzip" else raw
+    assert len(expected) > 3 * WRITE_CHUNK
+    assert body == expected
 
 
 @pytest.mark.asyncio
