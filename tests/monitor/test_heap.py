@@ -29,14 +29,14 @@ SCRIPT = textwrap.dedent(
         await asyncio.sleep(1.5)
         first = gc.get_freeze_count()
         print("frozen after first runs", first > 0)
-        kept = [object() for _ in range(1000)]  # long-lived, made after the freeze
-        dicts = [{} for _ in range(5000)]
+        kept = [[] for _ in range(6000)]  # long-lived (and tracked), made after the freeze
         scheduler.set_jobs([Job("a", nothing, 1.0, 0.5), Job("b", nothing, 1.0, 0.5)])
         await asyncio.sleep(0)
         print("not before the new first runs", gc.get_freeze_count() < first + 5000)
         await asyncio.sleep(2.5)
         print("again after a reload", gc.get_freeze_count() >= first + 5000)
         keeper.cancel()
+        del kept
 
     asyncio.run(main())
     """
