@@ -234,6 +234,8 @@ class AgentTable(ScrollView, can_focus=True):
             return look.days(days), look.days_style(days)
         if key == "tls":
             return look.tls_short(row.tls_version), plain
+        if row.faults:  # a chaos fault explains the findings beside it: first, in its own colour
+            return " ".join([look.fault_mark(row.faults), *row.findings]), look.FAULT_STYLE
         return ",".join(row.findings), Style(color="yellow")
 
 

@@ -24,7 +24,7 @@ from tui.agent_table import AgentTable
 from tui.event_log import EventLog
 from tui.feed import Feed, HttpFeed
 from tui.fleet_tree import FleetTree
-from tui.header import banner, summary
+from tui.header import banner, chaos_lines, summary
 from tui.model import SORT_KEYS, STATE_FILTERS, FleetModel, Query
 from tui.screens import DetailScreen, HelpScreen
 
@@ -47,6 +47,7 @@ class DashboardApp(App[None]):
         Binding("S", "reverse", "reverse", show=False),
         Binding("a", "show_all", "all"),
         Binding("l", "toggle_log", "log"),
+        Binding("c", "chaos_scope", "chaos", show=False),
         Binding("escape", "leave_search", show=False),
         Binding("q", "quit", "quit"),
         Binding("ctrl+c", "quit", show=False, priority=True),
@@ -68,6 +69,7 @@ class DashboardApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="summary")
         yield Static(id="banner")
+        yield Static(id="chaos")
         with Horizontal(id="filters"):
             yield Input(placeholder="/ search agents", compact=True, id="search")
             yield Static(id="filter-state")
@@ -88,6 +90,8 @@ class DashboardApp(App[None]):
         self.lost_banner = self.query_one("#banner", Static)
         self.filter_line = self.query_one("#filter-state", Static)
         self.lost_banner.display = False
+        self.chaos_banner = self.query_one("#chaos", Static)
+        self.chaos_banner.display = False
         self.agent_table.focus()
         self.set_interval(TICK, self._tick)
         self.redraw()
@@ -154,6 +158,7 @@ class DashboardApp(App[None]):
         )
         _update(self.summary_line, summary(model, self.online, self.size.width))
         self._draw_banner()
+        self._draw_chaos()
         scope = query.scope or "fleet"
         _update(
             self.filter_line,
@@ -176,6 +181,15 @@ class DashboardApp(App[None]):
             last = self.model.last_update
             data_age = time.monotonic() - last if last is not None and self.model.loaded else None
             _update(widget, banner(self.connection_detail, data_age), layout=True)
+
+    def _draw_chaos(self) -> None:
+        widget = self.chaos_banner
+        runs = self.model.chaos.active()
+        if widget.display != bool(runs):
+            widget.display = bool(runs)
+        widget.set_class(any(run.lost for run in runs), "-lost")
+        if runs:
+            _update(widget, chaos_lines(runs, self.model.clock()), layout=True)
 
     def _set_query(self, **changes: Any) -> None:
         self.query_state = self.query_state.with_(**changes)
@@ -212,6 +226,16 @@ class DashboardApp(App[None]):
     def action_toggle_log(self) -> None:
         log = self.event_log
         log.display = not log.display
+
+    def action_chaos_scope(self) -> None:
+        """Scope the table to the next group a chaos run is under way in."""
+        groups = sorted({run.group for run in self.model.chaos.active() if run.group})
+        if not groups:
+            self.notify("no chaos run under way", timeout=2)
+            return
+        scope = self.query_state.scope
+        index = groups.index(scope) + 1 if scope in groups else 0
+        self._set_query(scope=groups[index % len(groups)])
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self._set_query(text=event.value.strip())

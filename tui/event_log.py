@@ -17,6 +17,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from tui import look
+from tui.chaos import actions, verdict_of
 from tui.model import FleetModel
 
 TIME_STYLE = Style(dim=True)
@@ -24,19 +25,37 @@ NOTE_STYLE = Style(color="magenta", italic=True)
 
 
 def event_segments(event: Mapping[str, Any]) -> list[Segment]:
-    """One event as ``HH:MM:SS ✖ down  test/orders/orders-1  (was up: refused)``."""
+    """One event as ``HH:MM:SS ✖ down  agent test/orders/orders-1  was up: refused``.
+
+    Chaos runs read ``↯ fault  chaos RUN  was baseline: EXPERIMENT on GROUP`` and the faults
+    they hold ``↯ stop  fault AGENT  was none: chaos run RUN``.
+    """
     stamp = time.strftime("%H:%M:%S", time.localtime(float(event.get("time") or 0)))
     segments = [Segment(f"{stamp} ", TIME_STYLE)]
     kind = event.get("kind")
     if kind == "note":
         return [*segments, Segment(str(event.get("reason", "")), NOTE_STYLE)]
     new, old = str(event.get("new", "")), str(event.get("old", ""))
-    symbol, word, style = look.agent_look(new) if kind == "agent" else look.group_look(new)
-    old_word = (look.agent_look(old) if kind == "agent" else look.group_look(old))[1]
+    reason = str(event.get("reason", ""))
+    symbol, word, style = value_look(str(kind), new, reason)
+    old_word = value_look(str(kind), old, "")[1] if kind != "fault" else old
     segments.append(Segment(f"{symbol} {word:<11}", style))
     segments.append(Segment(f" {kind} {event.get('id', '')}"))
-    segments.append(Segment(f"  was {old_word}: {event.get('reason', '')}", TIME_STYLE))
+    segments.append(Segment(f"  was {old_word}: {reason}", TIME_STYLE))
     return segments
+
+
+def value_look(kind: str, value: str, reason: str) -> tuple[str, str, Style]:
+    """How an event's old or new value looks, by the event's kind."""
+    if kind == "agent":
+        return look.agent_look(value)
+    if kind == "group":
+        return look.group_look(value)
+    if kind == "chaos":  # a run's phase; its end shows the verdict
+        return look.chaos_look(value, verdict_of(value, reason))
+    if kind == "fault":  # the actions a run holds on the agent
+        return look.fault_look(actions(value))
+    return look.other_look(value)
 
 
 class EventLog(Widget):

@@ -43,12 +43,13 @@ class FleetTree(Tree[str]):
                 self._labels[env] = status
                 symbol, _word, style = look.group_look(status)
                 node.set_label(Text.assemble((symbol, style), f" {env}"))
+        chaos_groups = model.chaos.groups()
         for gid, node in self._groups.items():
             group = model.groups[gid]
-            key = (group.status, group.redundancy, len(group.findings))
+            key = (group.status, group.redundancy, len(group.findings), gid in chaos_groups)
             if self._labels.get(gid) != key:
                 self._labels[gid] = key
-                node.set_label(self._group_label(gid))
+                node.set_label(self._group_label(gid, gid in chaos_groups))
             if node.is_expanded:
                 self._update_agents(node)
 
@@ -66,7 +67,7 @@ class FleetTree(Tree[str]):
             node = parent.add(group.name, data=gid, allow_expand=bool(group.agents))
             self._groups[gid] = node
 
-    def _group_label(self, gid: str) -> Text:
+    def _group_label(self, gid: str, under_chaos: bool) -> Text:
         group = self.model.groups[gid]
         symbol, _word, style = look.group_look(group.status)
         label = Text.assemble(
@@ -76,6 +77,8 @@ class FleetTree(Tree[str]):
         )
         if group.findings:
             label.append(f" ⚑{len(group.findings)}", style="yellow")  # API findings, by check
+        if under_chaos:
+            label.append(f" {look.FAULT_SYMBOL}chaos", style=look.FAULT_STYLE)
         return label
 
     def _update_agents(self, node: TreeNode[str]) -> None:
@@ -87,11 +90,14 @@ class FleetTree(Tree[str]):
                 node.add_leaf(aid.rsplit("/", 1)[-1], data=aid)
         for child in node.children:
             row = self.model.agents.get(child.data or "")
-            # Setting a label redraws its line: only when the state changed.
-            if row is not None and self._labels.get(row.id) != row.state:
-                self._labels[row.id] = row.state
+            # Setting a label redraws its line: only when the state or the faults changed.
+            if row is not None and self._labels.get(row.id) != (row.state, row.faults):
+                self._labels[row.id] = (row.state, row.faults)
                 symbol, _word, style = look.agent_look(row.state)
-                child.set_label(Text.assemble((symbol, style), f" {row.name}"))
+                label = Text.assemble((symbol, style), f" {row.name}")
+                if row.faults:
+                    label.append(f" {look.fault_mark(row.faults)}", style=look.FAULT_STYLE)
+                child.set_label(label)
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[str]) -> None:
         if event.node.data in self._groups:

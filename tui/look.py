@@ -25,6 +25,27 @@ GROUP_LOOK = {
     "unavailable": ("✖", "unavailable", Style(color="red", bold=True)),
     "unknown": ("?", "unknown", Style(dim=True)),
 }
+LOST_STYLE = Style(color="yellow", bold=True)  # a chaos run that stopped reporting
+# A chaos run's phase; a finished run shows its verdict instead of "done".
+CHAOS_LOOK = {
+    "preflight": ("◇", "preflight", Style(color="cyan")),
+    "warmup": ("◇", "warmup", Style(color="cyan")),
+    "baseline": ("◇", "baseline", Style(color="cyan")),
+    "fault": ("↯", "fault", Style(color="magenta", bold=True)),
+    "recovery": ("↺", "recovery", Style(color="cyan")),
+    "done": ("■", "done", Style()),
+    "lost": ("▲", "lost", LOST_STYLE),
+}
+VERDICT_LOOK = {
+    "pass": ("✔", "pass", Style(color="green")),
+    "fail": ("✖", "fail", Style(color="red", bold=True)),
+    "aborted": ("■", "aborted", Style(color="yellow")),
+    "error": ("✖", "error", Style(color="red", bold=True)),
+}
+# "↯" rather than an emoji bolt: one cell wide in every terminal, so columns stay aligned.
+FAULT_SYMBOL = "↯"
+FAULT_STYLE = Style(color="magenta", bold=True)
+FAULT_CLEARED = ("✔", "cleared", Style(color="green"))
 _OTHER = ("•", "", Style())
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -35,6 +56,29 @@ def agent_look(state: str) -> tuple[str, str, Style]:
 
 def group_look(status: str) -> tuple[str, str, Style]:
     return GROUP_LOOK.get(status, (_OTHER[0], status, _OTHER[2]))
+
+
+def chaos_look(phase: str, verdict: str | None = None) -> tuple[str, str, Style]:
+    if phase == "done" and verdict in VERDICT_LOOK:
+        return VERDICT_LOOK[verdict]
+    return CHAOS_LOOK.get(phase, (_OTHER[0], phase, _OTHER[2]))
+
+
+def fault_mark(actions: Sequence[str]) -> str:
+    """``↯stop``, ``↯pause+latency``: the faults a chaos run holds on an agent."""
+    return FAULT_SYMBOL + "+".join(actions)
+
+
+def fault_look(actions: Sequence[str]) -> tuple[str, str, Style]:
+    """A ``fault`` event's new value: the actions held, or cleared."""
+    if not actions:
+        return FAULT_CLEARED
+    return FAULT_SYMBOL, "+".join(actions), FAULT_STYLE
+
+
+def other_look(value: str) -> tuple[str, str, Style]:
+    """Anything this dashboard has no look for (an event kind from a newer monitor)."""
+    return _OTHER[0], value, _OTHER[2]
 
 
 def state_text(state: str) -> Text:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from operator import attrgetter
 from typing import Any
 
+from tui.chaos import ChaosRuns
+
 STATES = ("up", "degraded", "paused", "down", "unknown")
 GROUP_STATUSES = ("ok", "at_risk", "unavailable", "unknown")
 TAKES_TRAFFIC = frozenset({"up", "degraded"})
@@ -46,6 +48,7 @@ class AgentRow:
     not_after: float | None = None  # leaf certificate expiry (UNIX time)
     tls_version: str | None = None
     probes: dict[str, dict[str, Any]] = field(default_factory=dict)  # last result per probe
+    faults: tuple[str, ...] = ()  # chaos fault actions held on it now ("stop", "pause"...)
 
     def cert_days(self, now: float) -> float | None:
         if self.not_after is None:
@@ -55,6 +58,8 @@ class AgentRow:
     def matches(self, text: str) -> bool:
         """Case-insensitive search over the id, state, reason and findings."""
         haystack = f"{self.id} {self.state} {self.reason} {' '.join(self.findings)}"
+        if self.faults:
+            haystack += f" fault {' '.join(self.faults)}"
         return text in haystack.lower()
 
 
@@ -102,6 +107,8 @@ class FleetModel:
         self.environments: dict[str, str] = {}  # name -> profile
         self.events: deque[dict[str, Any]] = deque(maxlen=EVENTS_KEPT)
         self.events_added = 0  # events ever added: tells the log whether to redraw
+        self.chaos = ChaosRuns()
+        self._faulted: set[str] = set()  # agents whose rows carry fault marks
         self.version = 0
         self.topology_version = 0  # bumped when environments, groups or agents come or go
         self.loaded = False
@@ -140,6 +147,11 @@ class FleetModel:
         self.environments = environments
         self.groups = {gid: self._group(gid, data) for gid, data in groups_in.items()}
         self.agents = agents
+        if "chaos" in snap:
+            self.chaos.apply_snapshot(snap.get("chaos") or {})
+        else:  # a monitor without chaos runs, or a source of events alone
+            self.chaos.forget(self.clock())
+        self._mark_faults()
         self.loaded = True
         self._changed()
 
@@ -162,6 +174,9 @@ class FleetModel:
             group = self.groups[target]
             group.status = str(event.get("new", "unknown"))
             group.reason = str(event.get("reason", ""))
+        elif kind in ("chaos", "fault"):
+            self.chaos.apply_event(event)
+            self._mark_faults()
         self._changed()
 
     def note(self, text: str) -> None:
@@ -169,6 +184,19 @@ class FleetModel:
         self.events.append({"kind": "note", "time": self.clock(), "reason": text})
         self.events_added += 1
         self._changed()
+
+    def _mark_faults(self) -> None:
+        """Put the faults held now on the agents' rows (only rows that gain or lose one)."""
+        faulted = self.chaos.faulted
+        for aid in self._faulted.difference(faulted):
+            row = self.agents.get(aid)
+            if row is not None:
+                row.faults = ()
+        for aid, held in faulted.items():
+            row = self.agents.get(aid)
+            if row is not None:
+                row.faults = held
+        self._faulted = set(faulted)
 
     def _changed(self) -> None:
         self.version += 1
@@ -275,7 +303,7 @@ class FleetModel:
             "processes": lambda r: (r.processes if r.processes is not None else missing, r.id),
             "cert": lambda r: (r.cert_days(now) if r.not_after is not None else missing, r.id),
             "tls": lambda r: (r.tls_version or "~", r.id),
-            "findings": lambda r: (-len(r.findings), r.id),
+            "findings": lambda r: (-len(r.faults), -len(r.findings), r.id),
         }
         return keys[sort]
 

@@ -17,6 +17,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Sparkline, Static
 
 from tui import look
+from tui.chaos import ChaosRun
 from tui.event_log import event_segments
 from tui.model import AgentRow, FleetModel
 
@@ -72,6 +73,8 @@ def agent_details(model: FleetModel, row: AgentRow) -> RenderableType:
     facts.add_row("reason", Text(row.reason))
     facts.add_row("since", _when(row.since, now))
     facts.add_row("findings", Text(", ".join(row.findings) or "none"))
+    for run in model.chaos.runs_on(row.id):
+        facts.add_row("chaos fault", _fault_text(run, row.id, now))
     group = model.groups.get(row.group)
     if group is not None:
         status = look.group_text(group.status)
@@ -123,6 +126,22 @@ def agent_details(model: FleetModel, row: AgentRow) -> RenderableType:
     return RenderGroup(*parts)
 
 
+def _fault_text(run: ChaosRun, agent: str, now: float) -> Text:
+    """``↯stop by chaos run R (EXPERIMENT on GROUP, phase ↯ fault), 12s ago``."""
+    text = Text(look.fault_mark(run.faults[agent]), style=look.FAULT_STYLE)
+    text.append(f" by chaos run {run.run} ({run.experiment or '?'} on {run.group}, phase ")
+    symbol, word, style = look.chaos_look(run.phase, run.verdict)
+    text.append(f"{symbol} {word}", style)
+    text.append(")")
+    since = run.since.get(agent)
+    if since is not None:
+        text.append(f", since {_when(since, now)}")
+    if run.lost:
+        text.append(" — the run is lost: ", look.LOST_STYLE)
+        text.append("agentha chaos recover", Style(bold=True))
+    return text
+
+
 def _grid(title: str, items: Any) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.title, grid.title_justify, grid.title_style = title, "left", Style(bold=True)
@@ -165,7 +184,10 @@ class DetailScreen(Screen[None]):
         if row is None:
             title.update(Text(f"{self.agent_id}: no longer in the monitor's inventory"))
             return
-        title.update(Text.assemble(look.state_text(row.state), "  ", (row.id, "bold")))
+        title_text = Text.assemble(look.state_text(row.state), "  ", (row.id, "bold"))
+        if row.faults:
+            title_text.append(f"  {look.fault_mark(row.faults)} chaos fault", look.FAULT_STYLE)
+        title.update(title_text)
         self.query_one("#latency-spark", Sparkline).data = list(row.history)
         self.query_one("#detail-text", Static).update(agent_details(self.model, row))
 
@@ -182,6 +204,11 @@ HELP = (
         ("f", "state filter: all, problems, down, degraded, paused, unknown, up"),
         ("s / S", "sort by the next column / reverse the order"),
         ("a", "show all: clear scope, filter and search"),
+        ("c", "table on the group of a chaos run under way (again: the next one)"),
+    )),
+    ("marks", (
+        ("↯stop", "agent under a chaos fault (its actions); ↯chaos: a group's run"),
+        ("▲ lost chaos run", "it stopped reporting: run agentha chaos recover"),
     )),
     ("other", (
         ("l", "show or hide the event log"),
