@@ -44,6 +44,14 @@ def queries(dashboard: Mapping[str, Any]) -> Iterator[tuple[dict[str, Any], str]
             yield panel, target["expr"]
 
 
+def annotation_queries(dashboard: Mapping[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
+    """(annotation, expr) for every Prometheus annotation query (Grafana's built-ins have none)."""
+    for annotation in dashboard.get("annotations", {}).get("list", []):
+        expr = annotation.get("target", {}).get("expr")
+        if expr:
+            yield annotation, expr
+
+
 def variables_used(text: str) -> set[str]:
     return {next(g for g in match.groups() if g) for match in VARIABLE.finditer(text)}
 

@@ -74,6 +74,10 @@ def test_every_query_parses_as_promql(tmp_path: Path) -> None:
             rules.append({"record": f"panel_{len(rules)}",
                           "expr": dq.substitute(expr, CHECK_VALUES),
                           "labels": {"where": f"{name} panel {panel['id']}"}})
+        for annotation, expr in dq.annotation_queries(dashboard):
+            rules.append({"record": f"annotation_{len(rules)}",
+                          "expr": dq.substitute(expr, CHECK_VALUES),
+                          "labels": {"where": f"{name} annotation {annotation['name']}"}})
         for variable in dashboard["templating"]["list"]:
             if variable["type"] == "query":
                 # label_values(SELECTOR, label) is Grafana's; its selector must be PromQL.
@@ -101,8 +105,26 @@ def test_fleet_overview_shows_what_the_issue_asks() -> None:
     for metric in ("agentha_group_status", "agentha_group_redundancy", "agentha_agent_state",
                    "agentha_probe_duration_seconds_bucket",
                    "agentha_tls_chain_expiry_timestamp_seconds", "agentha_tls_legacy_accepted",
-                   "agentha_plaintext_served", "agentha_entrypoint_success"):
+                   "agentha_plaintext_served", "agentha_entrypoint_success",
+                   "agentha_chaos_run_active", "agentha_chaos_fault_active",
+                   "agentha_chaos_runs_ended_total", "agentha_audit_finding",
+                   "agentha_audit_check_error", "agentha_audit_last_run_timestamp_seconds"):
         assert metric in exprs
+    titles = [panel["title"] for panel in dq.panels(DASHBOARDS["fleet-overview.json"])
+              if panel["type"] == "row"]
+    assert {"Chaos runs", "Audit findings"} <= set(titles)
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_fault_windows_are_annotated_from_the_selected_agents(name: str) -> None:
+    """Both dashboards mark chaos faults on their time series, through $datasource."""
+    (annotation, expr), = [(a, e) for a, e in dq.annotation_queries(DASHBOARDS[name])
+                           if "agentha_chaos_fault_active" in e]
+    assert annotation["enable"] and annotation["name"] == "Chaos faults"
+    assert annotation["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+    assert annotation["target"]["datasource"] == annotation["datasource"]
+    assert {"environment", "group", "agent"} <= dq.variables_used(expr)
+    assert "{{action}}" in annotation["titleFormat"]
 
 
 def test_provisioning_points_at_the_dashboards_and_one_datasource() -> None:
