@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos import guard, measures
+from chaos.announce import Announcer, build_report, new_run_id
 from chaos.errors import ChaosError, DriverError
 from chaos.experiment import FaultStep, PauseStep, RollingStep
 from chaos.faults import Fault
@@ -82,12 +83,16 @@ class Controller:
         self.exp = plan.experiment
         self.options = options
         self.out = options.out
+        started = time.time()
         self.record = RunRecord(
             title=self.exp.title,
             experiment=str(self.exp.path),
             group=self.exp.group,
-            started=time.time(),
+            started=started,
             notes=[f"seed {plan.seed}"],
+            run_id=new_run_id(started),
+            monitor_url=self.exp.monitor.url,
+            monitor_token_env=self.exp.monitor.token_env,
         )
         self.applied: dict[str, Fault] = {}
         self.states: dict[str, str] = {}  # agent id -> state, from the monitor
@@ -102,6 +107,7 @@ class Controller:
         self._timeline = plan.load.out / "timeline.jsonl"
         self._tail = TimelineTail(self._timeline)
         self._recent: list[guard.LoadSecond] = []  # the last seconds of load, read by _watch
+        self._announcer: Announcer | None = None
 
     # -- the run -------------------------------------------------------------------------
 
@@ -115,6 +121,11 @@ class Controller:
         async with MonitorClient(self.exp.monitor.url, token=self.options.token) as client:
             self._main = asyncio.current_task()
             follower = watcher = None
+            self._say(f"run {self.record.run_id}: reported to the monitor at {client.base_url}")
+            self._announcer = Announcer(
+                client, self.record.run_id, self._report, say=self._say, notes=self.record.notes
+            )
+            self._announcer.start()
             try:
                 first = await self._preflight(client)
                 follower = asyncio.create_task(self._follow(client, first))
@@ -150,6 +161,7 @@ class Controller:
                 for driver in self.plan.drivers.values():
                     await driver.close()
                 self._judge()
+                await self._announcer.finish()
                 self.journal.close(clean=not self.applied)
                 self._save()
                 for signum in (signal.SIGINT, signal.SIGTERM):
@@ -214,6 +226,7 @@ class Controller:
         self.record.phases.append(Phase(name, time.time()))
         self._say(f"phase {name}")
         self._save()
+        self._announce()
 
     def _end_phase(self) -> None:
         if self.record.phases and self.record.phases[-1].end is None:
@@ -295,6 +308,8 @@ class Controller:
         except DriverError as exc:
             window.error = f"inject: {exc}"
             raise Abort(f"{window.description}: {exc}", EXIT_ERROR) from None
+        finally:
+            self._announce()  # half applied counts as held, as in the journal
         self.journal.injected(fault)
         self._save()
 
@@ -313,6 +328,7 @@ class Controller:
             return
         window.reverted_at = time.time()
         del self.applied[fault.id]
+        self._announce()
         self.journal.reverted(fault)
         self._say(f"revert: {window.description}")
         self._save()
@@ -513,6 +529,23 @@ class Controller:
             record.exit_code = EXIT_CODES[record.verdict]
 
     # -- output --------------------------------------------------------------------------
+
+    def _report(self) -> dict[str, Any]:
+        """What the monitor is told now: the phase, the faults held, at the end the verdict."""
+        done = self.record.verdict != "running"
+        return build_report(
+            experiment=getattr(self.exp, "name", None) or self.exp.path.stem,
+            title=self.exp.title,
+            group=self.exp.group,
+            phase="done" if done else self.phase,
+            started=self.record.started,
+            faults=[(f.agent, f.action) for f in self.applied.values()],
+            verdict=self.record.verdict if done else None,
+        )
+
+    def _announce(self) -> None:
+        if self._announcer is not None:
+            self._announcer.changed()
 
     def _save(self) -> None:
         with contextlib.suppress(OSError):

@@ -120,6 +120,11 @@ class RunRecord:
     exit_code: int | None = None
     reason: str = ""  # why it aborted or errored, one line
     dry_run: bool = False
+    # How the run reported itself to the monitor (empty in records from before that), so
+    # `agentha chaos recover` can tell the monitor a lost run ended.
+    run_id: str = ""
+    monitor_url: str = ""
+    monitor_token_env: str | None = None  # the variable's name, never its value
     phases: list[Phase] = field(default_factory=list)
     faults: list[FaultWindow] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
