@@ -3,11 +3,14 @@
 The rules are generated from prometheus/alerts.yaml with every `for` cut to 2 s and scrape and
 evaluation every second, so an agent stopped through the fleet's control API shows up as
 firing alerts in Prometheus' /api/v1/alerts within seconds, and they resolve once it is back.
-The dashboards' queries run against the same Prometheus.
+The dashboards' queries run against the same Prometheus; the monitor audits the fleet's APIs once
+at start (cheap: about 400 requests) and is told of a chaos run holding a fault, so the audit and
+chaos panels have data too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import json
@@ -28,6 +31,8 @@ import pytest
 import yaml
 from conftest import ROOT, load_generator
 
+from monitor.client import MonitorClient
+
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 
 # Its group has 2 agents and needs 1: stopping it leaves no spare.
@@ -38,9 +43,15 @@ PENDING = {
     "agentha_entrypoint_success": "no samples from agentha monitor yet (entrypoint probe)",
     "agentha_api_unauthenticated_accepted": "no samples from agentha monitor yet (auth probe)",
 }
-FLEET_VALUES = {"environment": ".*", "group": ".*", "agent": ".*", "__rate_interval": "10s"}
+FLEET_VALUES = {"environment": ".*", "group": ".*", "agent": ".*", "__rate_interval": "10s",
+                "__range": "5m"}
 DETAIL_VALUES = {"environment": "test", "group": "orders", "agent": "orders-2",
-                 "__rate_interval": "10s"}
+                 "__rate_interval": "10s", "__range": "5m"}
+# A chaos run as `agentha chaos run` reports it, holding a fault on the agent detail's agent.
+CHAOS_RUN = "e2e-dashboards"
+CHAOS_REPORT = {"experiment": "stop-one-agent", "title": "dashboards end to end",
+                "group": "test/orders", "phase": "fault", "verdict": None,
+                "faults": [{"agent": "test/orders/orders-2", "action": "stop"}]}
 
 
 def _dashboard_queries():
@@ -154,7 +165,7 @@ def stack(sim_fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack
         "-c", str(sim_fleet.directory / "inventory.yaml"),
         "--listen", "127.0.0.1:0", "--status-interval", "0.5", "--fast-interval", "0.25",
         "--status-timeout", "1", "--tls-interval", "2", "--plaintext-interval", "2",
-        "--entrypoint-interval", "1", "--auth-interval", "2",
+        "--entrypoint-interval", "1", "--auth-interval", "2", "--audit-interval", "3600",
     ]
     with running(monitor_args, env=sim_fleet.secrets) as monitor:
         url = monitor_url(monitor)
@@ -214,6 +225,8 @@ def exposition_names(text: str, *, sampled: bool = False) -> set[str]:
             names.add(name)
             if kind == "histogram":
                 names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+            elif kind == "counter":
+                names.add(f"{name}_total")  # the family is named without it
         elif line and not line.startswith("#"):
             names.add(re.split(r"[{ ]", line, maxsplit=1)[0])
     return names
@@ -226,7 +239,32 @@ def panel_queries() -> list[tuple[str, str]]:
         for panel, expr in dq.queries(dashboard):
             out.append((f"{name} panel {panel['id']} {panel['title']!r}",
                         dq.substitute(expr, values)))
+        for annotation, expr in dq.annotation_queries(dashboard):
+            out.append((f"{name} annotation {annotation['name']!r}",
+                        dq.substitute(expr, values)))
     return out
+
+
+def report_chaos(monitor: str, phase: str, verdict: str | None = None) -> None:
+    async def send() -> None:
+        async with MonitorClient(monitor) as client:
+            await client.report_chaos(CHAOS_RUN, {
+                **CHAOS_REPORT, "started": started, "phase": phase, "verdict": verdict,
+                "faults": CHAOS_REPORT["faults"] if phase != "done" else [],
+            })
+
+    started = time.time()
+    asyncio.run(send())
+
+
+@pytest.fixture
+def chaos_run(stack: Stack) -> Iterator[None]:
+    """A chaos run holding a fault, reported to the monitor until the test ends."""
+    report_chaos(stack.monitor_url, "fault")
+    try:
+        yield
+    finally:
+        report_chaos(stack.monitor_url, "done", "pass")
 
 
 def recorded_names() -> set[str]:
@@ -235,10 +273,13 @@ def recorded_names() -> set[str]:
 
 
 def test_every_dashboard_metric_is_exported_and_every_panel_returns_data(
-    stack: Stack, fleet
+    stack: Stack, fleet, chaos_run
 ) -> None:
     with urllib.request.urlopen(f"{stack.monitor_url}/metrics", timeout=5) as answer:
         exported = exposition_names(answer.read().decode())
+    assert {"agentha_chaos_run_active", "agentha_chaos_fault_active",
+            "agentha_chaos_runs_ended_total", "agentha_audit_finding",
+            "agentha_audit_check_error"} <= exported
     known = exported | recorded_names() | {"up"}  # `up` is Prometheus' own
     queries = panel_queries()
     named = set().union(*(dq.metric_names(expr) for _, expr in queries))
