@@ -23,7 +23,7 @@ REQUIRED = {
     "AgenthaCertificateExpiryImminent", "AgenthaCertificateInvalid", "AgenthaLegacyTlsAccepted",
     "AgenthaPlaintextServed", "AgenthaApiUnauthenticatedAccepted", "AgenthaMonitorDown",
     "AgenthaProbeLagHigh", "AgenthaGroupErrorBudgetBurnFast",
-    "AgenthaGroupErrorBudgetBurnSlow",
+    "AgenthaGroupErrorBudgetBurnSlow", "AgenthaChaosRunLost",
 }
 
 
