@@ -1,6 +1,7 @@
 """`agentha chaos run` end to end: fleetsim agents behind a real HAProxy, a real monitor, Locust.
 
-What a release engineer relies on: a stopped agent behind health-checked HAProxy passes and
+What a release engineer relies on: a stopped agent behind health-checked HAProxy passes (and
+the monitor shows the run, its phase and its fault live, in its API, metrics and events) and
 the same run without health checks fails with the failing window named; a drain-first
 rolling restart loses no request; Ctrl-C reverts every fault within 2 seconds; after SIGKILL
 `agentha chaos recover` reverts what the journal holds; the guard refuses to take a group's
@@ -9,6 +10,7 @@ last healthy agent; --dry-run touches nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,12 +18,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from chaos_stack import Stack, chaos_stack
 from junitparser import JUnitXml
 from load_helpers import agentha
+
+from monitor.client import MonitorClient
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -55,6 +60,42 @@ def _stopped(stack: Stack) -> dict[str, bool]:
     return {a: stack.conditions(a)["stopped"] for a in ORDERS}
 
 
+def _chaos_runs(stack: Stack) -> dict[str, dict]:
+    status, body = stack.monitor.get("/api/v1/chaos/runs")
+    assert status == 200, body
+    return {run["run"]: run for run in json.loads(body)["runs"]}
+
+
+def _run_watched(
+    stack: Stack, experiment: Path, out: Path
+) -> tuple[subprocess.CompletedProcess, list[dict[str, dict]], list[str]]:
+    """The run, with the monitor's chaos runs read as it goes, and /metrics whenever one of
+    them holds a fault."""
+    seen: list[dict[str, dict]] = []
+    metrics: list[str] = []
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(_run, stack, experiment, out)
+        while not running.done():
+            seen.append(_chaos_runs(stack))
+            if any(run["faults"] for run in seen[-1].values()):
+                metrics.append(stack.monitor.get("/metrics")[1])
+            time.sleep(0.1)
+        return running.result(), seen, metrics
+
+
+async def _chaos_events(url: str, run_id: str) -> list[tuple[str, str, str, str]]:
+    """The monitor's chaos and fault events of one run, from the first to its end."""
+    found = []
+    async with asyncio.timeout(10), MonitorClient(url) as client:
+        async for event in client.events(after=0):
+            ours = event["id"] == run_id or event["reason"] == f"chaos run {run_id}"
+            if event["kind"] in ("chaos", "fault") and ours:
+                found.append((event["kind"], event["id"], event["old"], event["new"]))
+                if event["kind"] == "chaos" and event["new"] == "done":
+                    return found
+    raise AssertionError("unreachable")
+
+
 def test_stopping_one_agent_behind_health_checked_haproxy_passes(settled: Stack, tmp_path) -> None:
     experiment = settled.experiment(
         "stop-one",
@@ -66,11 +107,43 @@ def test_stopping_one_agent_behind_health_checked_haproxy_passes(settled: Stack,
         },
     )
     out = tmp_path / "run"
-    done = _run(settled, experiment, out)
+    done, seen, metrics = _run_watched(settled, experiment, out)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "result: pass (exit 0)" in done.stdout
     record = _record(out)
     assert record["verdict"] == "pass" and record["exit_code"] == 0
+    # The monitor showed the run live: its phases, and the fault on orders-2 while held.
+    run_id = record["run_id"]
+    assert done.stdout.count(f"run {run_id}: reported to the monitor") == 1
+    live = [views[run_id] for views in seen if run_id in views]
+    phases = list(dict.fromkeys(run["phase"] for run in live))
+    assert {"warmup", "baseline", "fault", "recovery"} <= set(phases), phases
+    held = [run for run in live if run["faults"]]
+    assert held and all(run["phase"] == "fault" for run in held)
+    assert {(f["agent"], tuple(f["actions"])) for run in held for f in run["faults"]} == {
+        ("stage/orders/orders-2", ("stop",))
+    }
+    assert any(
+        line.startswith("agentha_chaos_fault_active{")
+        and 'agent="orders-2"' in line and 'action="stop"' in line and line.endswith(" 1.0")
+        for text in metrics for line in text.splitlines()
+    )  # fmt: skip
+    ended = _chaos_runs(settled)[run_id]
+    assert (ended["phase"], ended["verdict"], ended["faults"]) == ("done", "pass", [])
+    assert ended["experiment"] == "stop-one" and ended["group"] == "stage/orders"
+    # The events, in order (a revert and the next phase may reach the monitor as one report).
+    events = asyncio.run(_chaos_events(settled.monitor.url, run_id))
+    assert [e[2:] for e in events if e[0] == "chaos"] == [
+        ("none", "preflight"), ("preflight", "warmup"), ("warmup", "baseline"),
+        ("baseline", "fault"), ("fault", "recovery"), ("recovery", "done"),
+    ]  # fmt: skip
+    assert [e[1:] for e in events if e[0] == "fault"] == [
+        ("stage/orders/orders-2", "none", "stop"), ("stage/orders/orders-2", "stop", "none"),
+    ]  # fmt: skip
+    assert events.index(("chaos", run_id, "baseline", "fault")) < events.index(
+        ("fault", "stage/orders/orders-2", "none", "stop")
+    )
+    assert not any("monitor" in note for note in record["notes"])
     assert [p["name"] for p in record["phases"]] == [
         "preflight", "warmup", "baseline", "fault", "recovery",
     ]  # fmt: skip
@@ -170,6 +243,8 @@ def test_ctrl_c_reverts_every_fault_within_two_seconds(settled: Stack, tmp_path,
     record = _record(out)
     assert record["verdict"] == "aborted" and signal.Signals(signum).name in record["reason"]
     assert all(f["reverted_at"] is not None for f in record["faults"])
+    ended = _chaos_runs(settled)[record["run_id"]]
+    assert (ended["phase"], ended["verdict"], ended["faults"]) == ("done", "aborted", [])
     assert (out / "junit.xml").exists() and (out / "report.html").exists()
 
 
@@ -193,11 +268,17 @@ def test_recover_reverts_what_a_killed_run_left_applied(settled: Stack, tmp_path
         assert time.monotonic() < deadline, "Locust outlived the killed run"
         time.sleep(0.2)
     assert _stopped(settled) == {ORDERS[0]: True, ORDERS[1]: True, ORDERS[2]: False}
+    run_id = _record(out)["run_id"]
+    assert _chaos_runs(settled)[run_id]["ended"] is None  # still running, then lost
     # No argument: the run is found through its active pointer.
     done = agentha("chaos", "recover", env=settled.env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 reverted, 0 failed" in done.stdout
     assert _stopped(settled) == dict.fromkeys(ORDERS, False)  # long before the TTLs
+    # The monitor is told the run ended, so it does not stay lost with its faults shown.
+    assert f"monitor: run {run_id} reported ended (aborted)" in done.stdout
+    ended = _chaos_runs(settled)[run_id]
+    assert (ended["phase"], ended["verdict"], ended["faults"]) == ("done", "aborted", [])
     again = agentha("chaos", "recover", env=settled.env)
     assert again.returncode == 0 and "no run left faults applied" in again.stdout
 
@@ -234,6 +315,7 @@ def test_guard_refuses_the_last_healthy_agent(settled: Stack, tmp_path) -> None:
 def test_dry_run_prints_the_plan_and_changes_nothing(settled: Stack, tmp_path) -> None:
     experiment = settled.experiment("dry")
     before = {a: settled.conditions(a) for a in ORDERS}
+    runs_before = _chaos_runs(settled)
     out = tmp_path / "run"
     done = _run(settled, experiment, out, "--dry-run")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -242,6 +324,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(settled: Stack, tmp_path) -
     assert "dry run: nothing was changed" in done.stdout
     assert {a: settled.conditions(a) for a in ORDERS} == before
     assert not out.exists()
+    assert _chaos_runs(settled).keys() == runs_before.keys()  # nothing reported
 
 
 def test_an_abort_condition_reverts_at_once(settled: Stack, tmp_path) -> None:
