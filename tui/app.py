@@ -189,7 +189,7 @@ class DashboardApp(App[None]):
             widget.display = bool(runs)
         widget.set_class(any(run.lost for run in runs), "-lost")
         if runs:
-            _update(widget, chaos_lines(runs, self.model.clock()), layout=True)
+            _update(widget, chaos_lines(runs, self.model.clock(), self.size.width), layout=True)
 
     def _set_query(self, **changes: Any) -> None:
         self.query_state = self.query_state.with_(**changes)

@@ -60,19 +60,20 @@ def banner(detail: str, attempt_age: float | None) -> Text:
     return text
 
 
-def chaos_lines(runs: list[ChaosRun], now: float) -> Text:
+def chaos_lines(runs: list[ChaosRun], now: float, width: int = 120) -> Text:
     """One line per active chaos run, lost ones first; empty when none is under way.
 
     ``↯ chaos stop-one-agent on test/orders  phase ↯ fault  1 fault: orders-1 ↯stop  1m``
-    A lost run (it stopped reporting, its faults may still be applied) says what to run.
+    (below 100 columns without the word "phase"). A lost run (it stopped reporting, its
+    faults may still be applied) says what to run.
     """
-    lines = [_chaos_line(run, now) for run in runs[:CHAOS_SHOWN]]
+    lines = [_chaos_line(run, now, width < 100) for run in runs[:CHAOS_SHOWN]]
     if len(runs) > CHAOS_SHOWN:
         lines[-1].append(f"  (+{len(runs) - CHAOS_SHOWN} more chaos runs)", DIM)
     return Text("\n").join(lines)
 
 
-def _chaos_line(run: ChaosRun, now: float) -> Text:
+def _chaos_line(run: ChaosRun, now: float, short: bool) -> Text:
     faults = len(run.faults)
     count = f"{faults} fault{'s' if faults != 1 else ''}"
     if run.lost:
@@ -85,7 +86,8 @@ def _chaos_line(run: ChaosRun, now: float) -> Text:
         symbol, word, style = look.chaos_look(run.phase, run.verdict)
         text = Text.assemble(
             (f"{look.FAULT_SYMBOL} chaos ", look.FAULT_STYLE), (run.experiment or run.run, TITLE),
-            f" on {run.group or '?'}", ("  phase ", DIM), (f"{symbol} {word}", style),
+            f" on {run.group or '?'}", ("  " if short else "  phase ", DIM),
+            (f"{symbol} {word}", style),
             f"  {count}",
         )
     if faults:

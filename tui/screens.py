@@ -204,14 +204,11 @@ HELP = (
         ("f", "state filter: all, problems, down, degraded, paused, unknown, up"),
         ("s / S", "sort by the next column / reverse the order"),
         ("a", "show all: clear scope, filter and search"),
-        ("c", "table on the group of a chaos run under way (again: the next one)"),
-    )),
-    ("marks", (
-        ("↯stop", "agent under a chaos fault (its actions); ↯chaos: a group's run"),
-        ("▲ lost chaos run", "it stopped reporting: run agentha chaos recover"),
+        ("c", "next group with a chaos run under way"),
     )),
     ("other", (
         ("l", "show or hide the event log"),
+        ("↯ marks", "chaos: faults on an agent (↯stop), a group's run"),
         ("?", "this help"),
         ("q, ctrl+c", "quit"),
     )),

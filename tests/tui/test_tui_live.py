@@ -12,6 +12,7 @@ import time
 import pytest
 from tui_support import live_monitor, screen_text, until
 
+from monitor.client import MonitorClient
 from tui.app import DashboardApp
 from tui.feed import HttpFeed
 from tui.screens import DetailScreen, HelpScreen
@@ -169,3 +170,53 @@ async def test_lost_connection_banner_and_recovery(fleet) -> None:
                 notes = [e["reason"] for e in app.model.events if e["kind"] == "note"]
                 assert notes[-2:] == [notes[-2], "reconnected to the monitor"]
                 assert notes[-2].startswith("monitor connection lost")
+
+
+async def test_chaos_run_banner_and_fault_mark_come_and_go(fleet) -> None:
+    agent = "test/orders/orders-1"
+    report = {
+        "experiment": "stop-one-agent", "title": "one agent stops", "group": "test/orders",
+        "phase": "fault", "started": time.time(), "verdict": None,
+        "faults": [{"agent": agent, "action": "stop"}],
+    }  # fmt: skip
+    with live_monitor(fleet) as url:
+        app = dashboard(url)
+        async with app.run_test(size=(80, 24)) as pilot, MonitorClient(url) as client:
+            await until(lambda: settled(app), what="the fleet settled")
+            assert not app.chaos_banner.display
+
+            def marked() -> bool:
+                text = screen_text(app)
+                row = [line for line in text.split("\n") if "orders/orders-1" in line]
+                return "↯ chaos stop-one-agent on test/orders" in text and any(
+                    "↯stop" in line for line in row
+                )
+
+            started = time.monotonic()
+            await client.report_chaos("tui-live-1", report)
+            await until(marked, within=5, what="the chaos banner and the fault mark")
+            took = time.monotonic() - started
+            assert took < 2.0, f"the chaos run took {took:.2f} s to reach the screen"
+            assert "phase ↯ fault  1 fault: orders-1 ↯stop" in screen_text(app)
+            assert app.model.agents[agent].faults == ("stop",)
+
+            await pilot.press("c")  # the table on the run's group
+            assert app.query_state.scope == "test/orders"
+            await pilot.press("slash", *"stop", "enter")  # faults are searched too
+            assert shown(app) == [agent]
+            await pilot.press("enter")  # the details show the fault
+            await until(lambda: isinstance(app.screen, DetailScreen), what="the details")
+            await pilot.pause(0.2)
+            detail = screen_text(app)
+            assert "chaos fault" in detail and "↯stop by chaos run tui-live-1" in detail
+            await pilot.press("escape")
+
+            await client.report_chaos("tui-live-1", {**report, "phase": "done",
+                                                     "verdict": "pass", "faults": []})
+            await until(lambda: not app.chaos_banner.display and not marked(), within=2,
+                        what="the banner and the mark gone")
+            assert app.model.agents[agent].faults == ()
+            logged = [(e["kind"], e["new"]) for e in app.model.events
+                      if e["kind"] in ("chaos", "fault")]
+            assert logged == [("chaos", "fault"), ("fault", "stop"), ("chaos", "done"),
+                              ("fault", "none")]

@@ -1,7 +1,8 @@
 """Snapshot tests of the dashboard's screens at 80x24 and 120x40, on recorded monitor data.
 
 The recording (data/demo_fleet.json) is the demo fleet seen by a real monitor: one agent
-stopped, one paused, an expiring certificate and an open plain-HTTP port. The clock is fixed
+stopped, one paused, an expiring certificate and an open plain-HTTP port; a second serving of
+it adds the chaos run that stopped that agent (``chaos_recording``). The clock is fixed
 at the recording's time and the time zone is UTC, so every run draws the same screen.
 Update after a deliberate change with ``pytest tests/tui --snapshot-update``.
 """
@@ -12,7 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from tui_support import RecordedMonitor, until
+from tui_support import RecordedMonitor, chaos_recording, until
 
 from tui.app import DashboardApp
 from tui.feed import HttpFeed
@@ -25,6 +26,12 @@ SIZES = [(80, 24), (120, 40)]
 @pytest.fixture(scope="module")
 def recorded() -> Iterator[RecordedMonitor]:
     with RecordedMonitor() as monitor:
+        yield monitor
+
+
+@pytest.fixture(scope="module")
+def recorded_chaos() -> Iterator[RecordedMonitor]:
+    with RecordedMonitor(chaos_recording()) as monitor:
         yield monitor
 
 
@@ -57,6 +64,12 @@ def loaded(app: DashboardApp, recorded: RecordedMonitor):
 def test_main_screen(snap_compare, recorded: RecordedMonitor, size) -> None:
     app = dashboard(recorded)
     assert snap_compare(app, terminal_size=size, run_before=loaded(app, recorded))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_main_screen_chaos_run(snap_compare, recorded_chaos: RecordedMonitor, size) -> None:
+    app = dashboard(recorded_chaos)
+    assert snap_compare(app, terminal_size=size, run_before=loaded(app, recorded_chaos))
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

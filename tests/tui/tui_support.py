@@ -3,7 +3,8 @@
 The live tests run ``agentha monitor`` with short intervals on the session's simulated fleet.
 The snapshot tests need data that never changes: a recorded monitor serves snapshots and
 events captured from a real monitor on the demo fleet (with test/invoices/invoices-1
-stopped), through the same HTTP API.
+stopped), through the same HTTP API. ``chaos_recording`` adds the chaos run that stopped it,
+as the monitor's own chaos board reports it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ from aiohttp import web
 from rich.console import Console
 from textual.app import App
 
+from monitor.chaos_board import ChaosBoard
+from monitor.events import EventLog
+
 RECORDING = Path(__file__).parent / "data" / "demo_fleet.json"
+CHAOS_RUN = "stop-one-agent-20261208"
+CHAOS_AGENT = "test/invoices/invoices-1"
 
 def screen_text(app: App) -> str:
     """What the terminal shows now, as plain text."""
@@ -102,8 +108,8 @@ class RecordedMonitor:
     start and gets every recorded event, then only pings.
     """
 
-    def __init__(self, recording: Path = RECORDING) -> None:
-        data = json.loads(recording.read_text())
+    def __init__(self, recording: Path | dict[str, Any] = RECORDING) -> None:
+        data = recording if isinstance(recording, dict) else json.loads(recording.read_text())
         self.snapshots: list[dict[str, Any]] = data["snapshots"]
         self.events: list[dict[str, Any]] = data["events"]
         self.served = 0
@@ -170,6 +176,36 @@ class RecordedMonitor:
     async def _close_streams(self, _app: web.Application) -> None:
         for task in self._streams:
             task.cancel()
+
+
+def chaos_recording(recording: Path = RECORDING) -> dict[str, Any]:
+    """The recording with a chaos run holding a stop on the agent that went down.
+
+    A real ``ChaosBoard`` takes the run's reports on the recording's clock: preflight and
+    baseline before the agent goes down, the fault a moment before, and a report at every
+    snapshot; its events join the recorded ones in time order and every snapshot carries the
+    board as it was then.
+    """
+    data = json.loads(recording.read_text())
+    down = next(e for e in data["events"] if e["id"] == CHAOS_AGENT and e["new"] == "down")
+    now = [down["time"] - 5.0]
+    log = EventLog(clock=lambda: now[0])
+    board = ChaosBoard(log, lambda: {CHAOS_AGENT}, clock=lambda: now[0])
+    report = {"experiment": "stop-one-agent", "title": "one invoices agent stops",
+              "group": CHAOS_AGENT.rpartition("/")[0], "phase": "preflight",
+              "started": now[0], "verdict": None, "faults": []}  # fmt: skip
+    fault = [{"agent": CHAOS_AGENT, "action": "stop"}]
+    for phase, before in (("preflight", 5.0), ("baseline", 3.0), ("fault", 0.3)):
+        now[0] = down["time"] - before
+        board.report(CHAOS_RUN, {**report, "phase": phase,
+                                 "faults": fault if phase == "fault" else []})  # fmt: skip
+    for snapshot in data["snapshots"]:
+        now[0] = snapshot["time"]
+        board.report(CHAOS_RUN, {**report, "phase": "fault", "faults": fault})
+        snapshot["chaos"] = board.snapshot()
+    events = sorted(data["events"] + [e.to_dict() for e in log.since(0)], key=lambda e: e["time"])
+    data["events"] = [{**event, "seq": seq} for seq, event in enumerate(events, 1)]
+    return data
 
 
 async def _healthz(_request: web.Request) -> web.Response:
