@@ -17,6 +17,7 @@ from load_helpers import free_port
 from prometheus_client import CollectorRegistry
 
 from chaos.announce import Announcer, action_word, build_report, experiment_name, new_run_id
+from chaos.record import RunRecord
 from monitor.api import create_app
 from monitor.chaos_board import ChaosBoard
 from monitor.client import MonitorClient
@@ -193,3 +194,9 @@ async def test_a_monitor_gone_is_one_line_and_one_note() -> None:
         await until(lambda: said)
         await announcer.finish()
     assert len(said) == 1 and "ClientConnectorError" in said[0] and len(notes) == 1
+
+
+def test_a_run_record_from_before_runs_reported_still_loads() -> None:
+    old = {"title": "t", "experiment": "e.yaml", "group": "test/orders", "started": 1.0}
+    record = RunRecord.from_json(old)
+    assert (record.run_id, record.monitor_url, record.monitor_token_env) == ("", "", None)
