@@ -56,6 +56,7 @@ class ChaosRun:
     ended: float | None = None
     faults: dict[str, tuple[str, ...]] = field(default_factory=dict)  # agent id -> actions
     since: dict[str, float] = field(default_factory=dict)  # agent id -> first seen faulted
+    counted: bool = False  # in ``finished`` already: each run counts once, lost or ended
 
     @property
     def active(self) -> bool:
@@ -208,7 +209,9 @@ class ChaosBoard:
     def _end(self, run: ChaosRun, verdict: str, now: float) -> None:
         self._set_faults(run, {}, now)
         run.verdict, run.ended = verdict, now
-        self.finished[verdict] += 1
+        if not run.counted:  # a lost run that ends later (recovered) was counted as lost
+            self.finished[verdict] += 1
+            run.counted = True
         log.info("chaos run %s ended: %s", run.run, verdict)
 
     def _make_room(self) -> None:
@@ -231,7 +234,9 @@ class ChaosBoard:
                 log.warning("chaos run %s: no report for %.0f s, marked lost",
                             run.run, self.stale_after)
                 run.phase = LOST
-                self.finished[LOST] += 1
+                if not run.counted:
+                    self.finished[LOST] += 1
+                    run.counted = True
             elif now - run.updated > self.forget_after:
                 if run.faults:
                     self._set_faults(run, {}, now)

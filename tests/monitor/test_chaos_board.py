@@ -125,6 +125,18 @@ def test_a_run_that_stops_reporting_is_lost_and_keeps_its_faults() -> None:
     assert events(b)[-1] == ("fault", A2, "hang", "none")
 
 
+def test_a_lost_run_that_ends_later_counts_once() -> None:
+    clock = Clock()
+    b = board(clock)
+    b.report("r1", report("fault", (A2, "hang")))
+    clock.now += b.stale_after + 1
+    b.sweep()
+    b.report("r1", report("done", verdict="aborted"))  # what `agentha chaos recover` says
+    assert b.runs["r1"].faults == {}
+    assert events(b)[-1] == ("chaos", "r1", "lost", "done")
+    assert sum(b.finished.values()) == 1 and b.finished["lost"] == 1
+
+
 def test_the_board_holds_a_bounded_number_of_runs_dropping_ended_ones_first() -> None:
     clock = Clock()
     b = board(clock)
