@@ -131,13 +131,15 @@ class ChaosBoard:
             self.runs[run_id] = run
             log.info("chaos run %s (%s on %s) reported", run_id, run.experiment, run.group)
         run.updated = now
+        # Faults reverted come before the phase that follows them, faults applied after it.
+        self._set_faults(run, report.faults, now, fewer=True)
         if run.phase != report.phase:
             reason = f"{run.experiment} on {run.group}"
             if report.verdict is not None:
                 reason += f": {report.verdict}"
             self.events.append("chaos", run_id, run.phase or "none", report.phase, reason)
             run.phase = report.phase
-        self._set_faults(run, report.faults, now)
+        self._set_faults(run, report.faults, now, fewer=False)
         if report.phase == "done":
             self._end(run, report.verdict or "error", now)
         return run
@@ -190,10 +192,19 @@ class ChaosBoard:
             faults.setdefault(agent, set()).add(action)
         return {agent: tuple(sorted(actions)) for agent, actions in faults.items()}
 
-    def _set_faults(self, run: ChaosRun, faults: dict[str, tuple[str, ...]], now: float) -> None:
+    def _set_faults(
+        self,
+        run: ChaosRun,
+        faults: dict[str, tuple[str, ...]],
+        now: float,
+        *,
+        fewer: bool | None = None,
+    ) -> None:
+        """Make ``run.faults`` equal ``faults``, an event per agent that changes; with
+        ``fewer`` only the agents that lose faults (True) or the others (False)."""
         for agent in sorted(set(run.faults) | set(faults)):
             old, new = run.faults.get(agent, ()), faults.get(agent, ())
-            if old == new:
+            if old == new or (fewer is not None and (set(new) < set(old)) != fewer):
                 continue
             self.events.append(
                 "fault", agent, "+".join(old) or "none", "+".join(new) or "none",

@@ -54,15 +54,15 @@ def test_a_run_becomes_events_for_its_phases_and_faults() -> None:
     b.report("r1", report("baseline"))
     b.report("r1", report("fault", (A1, "stop")))
     b.report("r1", report("fault", (A1, "stop"), (A1, "slow")))
-    b.report("r1", report("recovery"))
+    b.report("r1", report("recovery"))  # the revert and the phase change in one report
     b.report("r1", report("done", verdict="pass"))
     assert events(b) == [
         ("chaos", "r1", "none", "baseline"),
         ("chaos", "r1", "baseline", "fault"),
         ("fault", A1, "none", "stop"),
         ("fault", A1, "stop", "slow+stop"),
+        ("fault", A1, "slow+stop", "none"),  # reverted, then the next phase
         ("chaos", "r1", "fault", "recovery"),
-        ("fault", A1, "slow+stop", "none"),
         ("chaos", "r1", "recovery", "done"),
     ]
     assert b.events.since(0)[-1].reason == "stop-one-agent on test/orders: pass"
@@ -133,7 +133,7 @@ def test_a_lost_run_that_ends_later_counts_once() -> None:
     b.sweep()
     b.report("r1", report("done", verdict="aborted"))  # what `agentha chaos recover` says
     assert b.runs["r1"].faults == {}
-    assert events(b)[-1] == ("chaos", "r1", "lost", "done")
+    assert events(b)[-2:] == [("fault", A2, "hang", "none"), ("chaos", "r1", "lost", "done")]
     assert sum(b.finished.values()) == 1 and b.finished["lost"] == 1
 
 
