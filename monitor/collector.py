@@ -208,6 +208,12 @@ class MonitorCollector(Collector):
             ("probe_runs", "Probe runs started.", scheduler.runs),
             ("probe_timeouts", "Probe runs cut off at their timeout.", scheduler.timeouts),
             (
+                "probe_hedges",
+                "Second status probes on a fresh connection for a live agent slow to answer "
+                "(also counted in probe runs).",
+                scheduler.hedges,
+            ),
+            (
                 "probe_missed_runs",
                 "Scheduled runs skipped because the previous run was still "
                 "going or the scheduler fell behind.",

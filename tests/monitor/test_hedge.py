@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from monitor.collector import MonitorCollector
 from monitor.inventory import load_inventory
 from monitor.service import Monitor, MonitorSettings, ProbeTiming
 from monitor.state import AgentState
@@ -63,6 +64,12 @@ async def test_a_hung_agent_is_down_one_fast_interval_after_the_first_timeout(fl
         assert monitor.store.agent(AGENT).reason == "timeout"
         assert monitor.ledger.failures[(AGENT, "status", "timeout")] == 2
         assert monitor.scheduler.hedges == 1
+        exported = {
+            sample.name: sample.value
+            for family in MonitorCollector(monitor.store, monitor.scheduler, "test").collect()
+            for sample in family.samples
+        }
+        assert exported["agentha_probe_hedges_total"] == 1
 
 
 @pytest.mark.asyncio
