@@ -198,8 +198,8 @@ def test_event_log_lines_for_chaos_and_fault_events() -> None:
     assert lines == [
         "↯ fault       chaos r1  was none: stop-one-agent on test/orders",
         "↯ stop        fault test/orders/a1  was none: chaos run r1",
-        "✖ fail        chaos r1  was fault: stop-one-agent on test/orders: fail",
         "✔ cleared     fault test/orders/a1  was stop: chaos run r1",
+        "✖ fail        chaos r1  was fault: stop-one-agent on test/orders: fail",
     ]
     unknown = {"kind": "drill", "id": "x", "old": "ok", "new": "at_risk", "time": 1.0,
                "reason": "a kind from a newer monitor"}  # fmt: skip

@@ -197,7 +197,7 @@ async def test_chaos_run_banner_and_fault_mark_come_and_go(fleet) -> None:
             await until(marked, within=5, what="the chaos banner and the fault mark")
             took = time.monotonic() - started
             assert took < 2.0, f"the chaos run took {took:.2f} s to reach the screen"
-            assert "phase ↯ fault  1 fault: orders-1 ↯stop" in screen_text(app)
+            assert "on test/orders  ↯ fault  1 fault: orders-1 ↯stop" in screen_text(app)
             assert app.model.agents[agent].faults == ("stop",)
 
             await pilot.press("c")  # the table on the run's group
@@ -218,5 +218,5 @@ async def test_chaos_run_banner_and_fault_mark_come_and_go(fleet) -> None:
             assert app.model.agents[agent].faults == ()
             logged = [(e["kind"], e["new"]) for e in app.model.events
                       if e["kind"] in ("chaos", "fault")]
-            assert logged == [("chaos", "fault"), ("fault", "stop"), ("chaos", "done"),
-                              ("fault", "none")]
+            assert logged == [("chaos", "fault"), ("fault", "stop"), ("fault", "none"),
+                              ("chaos", "done")]
