@@ -78,6 +78,8 @@ class ChaosRuns:
         """Take in the snapshot's ``chaos`` (``{"runs": [...]}``): it replaces what was known."""
         runs: dict[str, ChaosRun] = {}
         for data in board.get("runs") or ():
+            if not isinstance(data, Mapping):
+                continue  # not a run: nothing to show of it
             run = ChaosRun(
                 run=str(data.get("run", "")),
                 experiment=str(data.get("experiment") or ""),
@@ -90,6 +92,8 @@ class ChaosRuns:
                 ended=data.get("ended"),
             )
             for fault in data.get("faults") or ():
+                if not isinstance(fault, Mapping):
+                    continue
                 agent = str(fault.get("agent", ""))
                 run.faults[agent] = tuple(map(str, fault.get("actions") or ()))
                 if fault.get("since") is not None:
