@@ -4,9 +4,10 @@ At 10,000 agents the heap holds millions of objects that live as long as the mon
 connections with their transports and protocols, targets, states, label sets. A full
 collection walks them all and stops the event loop for up to a second, the tail of the
 schedule lag (bench/README.md). Once every job has had its first run those objects exist; they
-are collected once and frozen (``gc.freeze``), and later collections walk only what came after.
-After a reload that adds jobs it is done again, unfreezing first so what the reload dropped
-can go.
+are frozen (``gc.freeze``), and later collections walk only what came after. Freezing takes
+no time; a full collection first would itself stop the loop for that second, so only the
+young generations are collected: what is frozen while already garbage in a cycle stays, once.
+After a reload that adds jobs it is done again.
 
 Only for a monitor process (``serve``): frozen objects are never freed, so a process that
 starts monitors and drops them (a test run) must not freeze.
@@ -33,8 +34,7 @@ async def freeze_when_warm(scheduler: Scheduler, settle: float = SETTLE_S) -> No
         due = scheduler.first_runs_by + settle
         if due != frozen_for and loop.time() >= due:
             started = time.perf_counter()
-            gc.unfreeze()
-            gc.collect()
+            gc.collect(1)
             gc.freeze()
             frozen_for = due
             log.info(
