@@ -36,6 +36,10 @@ from dataclasses import dataclass, field
 log = logging.getLogger(__name__)
 
 # Upper bounds (seconds) of the lag histogram buckets; Prometheus style, cumulative on export.
+# A first run that comes due while the dispatcher is this late (or with every run taken) is put
+# off by DEFER_BY to 2 x DEFER_BY seconds (see Scheduler._defer).
+DEFER_AFTER = 0.5
+DEFER_BY = 1.0
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -100,6 +104,7 @@ class _Slot:
     failed: bool = False
     fails: int = 0  # failed runs in a row
     recovering: int = 0  # fast re-probes still due to confirm a recovery
+    started: bool = False  # had its first run
 
 
 class Scheduler:
@@ -138,6 +143,7 @@ class Scheduler:
         self.missed = 0
         self.hedges = 0  # hedge runs started (also counted in runs)
         self.first_runs_by = 0.0  # loop time by which every job installed so far first ran
+        self.deferred = 0  # first runs put off because the dispatcher was behind
 
     @property
     def in_flight(self) -> int:
@@ -197,6 +203,9 @@ class Scheduler:
                     slot = self._slots.get(key)
                     if slot is None or slot.generation != generation:
                         continue  # replaced or removed
+                    if not slot.started and (now - due > DEFER_AFTER or not self._free):
+                        self._defer(key, slot, now)
+                        continue
                     if not slot.running:
                         if not self._free:
                             # At most `concurrency` runs exist at all: when all are busy, the
@@ -269,11 +278,21 @@ class Scheduler:
         if slot.running:
             self.missed += 1  # the previous run is still going: no pile-up
         else:
-            slot.running = True
+            slot.running = slot.started = True
             task = asyncio.create_task(self._run_one(key, slot, due))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         self._push(key, slot, slot.due + self._jitter_for(interval))
+
+    def _defer(self, key: str, slot: _Slot, now: float) -> None:
+        """Put a first run off: the dispatcher is behind or every run is taken. New jobs (a
+        start, a reload) then wait, not the jobs already running: at 10,000 agents the first
+        runs are tens of thousands of new TLS connections, and without this they starve the
+        status probes of agents already known, which then run late and are missed."""
+        slot.due = now + DEFER_BY + self._rng.uniform(0, DEFER_BY)
+        self.first_runs_by = max(self.first_runs_by, slot.due)
+        self.deferred += 1
+        self._push(key, slot, slot.due)
 
     def _jitter_for(self, interval: float) -> float:
         return self._rng.uniform(0, self._jitter * interval) if self._jitter else 0.0

@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import itertools
 import random
+import time
 
 import pytest
 
-from monitor.scheduler import Job, Scheduler
+from monitor.scheduler import Job, LagStats, Scheduler
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -114,15 +115,47 @@ async def test_concurrency_is_bounded_and_waiting_shows_as_lag() -> None:
         active -= 1
         return True
 
-    scheduler = Scheduler(concurrency=3, jitter=0)
+    scheduler = Scheduler(concurrency=3, jitter=0, first_run_spread=0.1)
     scheduler.set_jobs([Job(f"j{i}", run, interval=5, timeout=1) for i in range(9)])
     async with running(scheduler):
+        # First runs that find every run taken are put off, not queued: wait for all nine.
+        deadline = asyncio.get_running_loop().time() + 4
+        while scheduler.runs < 9:
+            assert asyncio.get_running_loop().time() < deadline, "first runs did not happen"
+            await asyncio.sleep(0.05)
+        assert scheduler.deferred >= 1
+        await asyncio.sleep(0.15)
+        peak, runs, scheduler.lag = 0, scheduler.runs, LagStats()
         for i in range(9):
             scheduler.trigger(f"j{i}")
         await asyncio.sleep(0.5)
     assert peak == 3
-    assert scheduler.runs >= 9
+    assert scheduler.runs - runs == 9
     assert scheduler.lag.quantile(0.99) >= 0.15  # the last three waited two rounds
+
+
+@pytest.mark.asyncio
+async def test_first_runs_wait_while_the_scheduler_is_behind_known_jobs_do_not() -> None:
+    loop = asyncio.get_running_loop()
+    old: list[float] = []
+    new: list[float] = []
+    scheduler = Scheduler(jitter=0, first_run_spread=0.0)
+    known = Job("old", recorder(old), interval=0.3, timeout=0.2)
+    scheduler.set_jobs([known])
+    deadline = loop.time() + 2
+    async with running(scheduler):
+        while not old:
+            assert loop.time() < deadline, "the known job did not run"
+            await asyncio.sleep(0.01)
+        scheduler.set_jobs([known, Job("new", recorder(new), interval=0.3, timeout=0.2)])
+        time.sleep(0.8)  # noqa: ASYNC251 - the loop stopped on purpose: all due meanwhile is late
+        unblocked = loop.time()
+        await asyncio.sleep(0.5)
+        assert min(t for t in old if t >= unblocked) - unblocked < 0.1  # at once
+        assert new == []  # put off by 1 to 2 s
+        assert scheduler.deferred == 1
+        await asyncio.sleep(1.8)
+    assert new and new[0] - unblocked >= 0.9
 
 
 @pytest.mark.asyncio
