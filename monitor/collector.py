@@ -208,6 +208,11 @@ class MonitorCollector(Collector):
             ("probe_runs", "Probe runs started.", scheduler.runs),
             ("probe_timeouts", "Probe runs cut off at their timeout.", scheduler.timeouts),
             (
+                "probe_first_runs_deferred",
+                "First runs of new jobs put off because the scheduler was behind.",
+                scheduler.deferred,
+            ),
+            (
                 "probe_hedges",
                 "Second status probes on a fresh connection for a live agent slow to answer "
                 "(also counted in probe runs).",

@@ -10,7 +10,9 @@ import time
 
 import pytest
 
+from monitor.collector import MonitorCollector
 from monitor.scheduler import Job, LagStats, Scheduler
+from monitor.state import StateStore
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -154,6 +156,12 @@ async def test_first_runs_wait_while_the_scheduler_is_behind_known_jobs_do_not()
         assert min(t for t in old if t >= unblocked) - unblocked < 0.1  # at once
         assert new == []  # put off by 1 to 2 s
         assert scheduler.deferred == 1
+        exported = {
+            sample.name: sample.value
+            for family in MonitorCollector(StateStore({}), scheduler, "test").collect()
+            for sample in family.samples
+        }
+        assert exported["agentha_probe_first_runs_deferred_total"] == 1
         await asyncio.sleep(1.8)
     assert new and new[0] - unblocked >= 0.9
 
