@@ -284,7 +284,8 @@ def _chaos_command(fleet: fleetsim.RunningFleet) -> list[tuple[str, str]]:
         return []
     return [
         (
-            "a chaos run: one agent of test/orders stopped under load, then a verdict (1 min)",
+            "a chaos run: one agent of test/orders stopped under load, then a verdict (1 min; "
+            "the dashboard shows the run and its fault while it goes)",
             f"set -a; . {shlex.quote(str(secrets))}; set +a; agentha chaos run {CHAOS_EXAMPLE}",
         )
     ]
