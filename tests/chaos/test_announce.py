@@ -108,9 +108,14 @@ async def test_changes_reach_the_monitor_in_order_and_the_end_carries_the_verdic
         ("chaos", "run-1", "preflight", "fault"),
         ("fault", A1, "none", "stop"),
     ]
-    assert seen[-2:] in (
-        [("fault", A1, "stop", "none"), ("chaos", "run-1", "recovery", "done")],
-        [("chaos", "run-1", "fault", "done"), ("fault", A1, "stop", "none")],
+    # The revert comes before the phase after it; recovery and done may arrive as one report.
+    assert seen[3:] in (
+        [
+            ("fault", A1, "stop", "none"),
+            ("chaos", "run-1", "fault", "recovery"),
+            ("chaos", "run-1", "recovery", "done"),
+        ],
+        [("fault", A1, "stop", "none"), ("chaos", "run-1", "fault", "done")],
     )
     assert run["experiment"] == "stop-one.yaml"
     assert said == [] and notes == []
