@@ -7,7 +7,9 @@ import pickle
 from pathlib import Path
 
 import pytest
+import yaml
 
+from monitor import yamlpos
 from monitor.errors import InventoryError, MonitorError
 from monitor.inventory import Inventory, inventory_json_schema, load_inventory
 from monitor.inventory_file import InventoryFile
@@ -200,6 +202,23 @@ def test_yaml_positions_and_duplicate_keys() -> None:
     assert doc.line_of(("b", 1)) == 5
     assert doc.line_of(("b", 1, "missing")) == 5
     assert doc.duplicate_keys == [(("a",), 6, 1)]
+
+
+def test_libyaml_and_the_python_parser_give_the_same_document() -> None:
+    text = (EXAMPLES / "inventory.yaml").read_text() + "environments: []\n"  # and a duplicate
+    fast, slow = (yamlpos._load(text, loader) for loader in (yamlpos._FAST, yaml.SafeLoader))
+    assert yamlpos._FAST is not yaml.SafeLoader  # PyYAML here is built with libyaml
+    assert (fast.data, fast.lines, fast.duplicate_keys) == (
+        slow.data, slow.lines, slow.duplicate_keys,
+    )  # fmt: skip
+    assert fast.duplicate_keys
+
+
+def test_a_yaml_error_is_told_by_the_python_parser_which_says_more() -> None:
+    with pytest.raises(yamlpos.YamlSyntaxError) as info:
+        load_yaml("a: 1\n\tb: 2\n")
+    assert info.value.message.endswith("found character '\\t' that cannot start any token")
+    assert info.value.line == 2
 
 
 def test_yaml_aliases_do_not_loop() -> None:
