@@ -164,22 +164,40 @@ def main() -> int:
     )
     parser.add_argument("--agents", type=int, default=48, help="fleet size (default 48)")
     parser.add_argument("--trials", type=int, default=30, help="trials per fault (default 30)")
-    parser.add_argument("--parallel", type=int, default=12,
-                        help="trials running at once, on different agents (default 12)")
-    parser.add_argument("--interval", type=float, default=5.0,
-                        help="status interval in seconds (default 5)")
-    parser.add_argument("--timeout", type=float, default=3.0,
-                        help="status timeout in seconds (default 3)")
-    parser.add_argument("--fast-interval", type=float, default=1.0,
-                        help="re-probe interval after a failure (default 1)")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=12,
+        help="trials running at once, on different agents (default 12)",
+    )
+    parser.add_argument(
+        "--interval", type=float, default=5.0, help="status interval in seconds (default 5)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=3.0, help="status timeout in seconds (default 3)"
+    )
+    parser.add_argument(
+        "--fast-interval",
+        type=float,
+        default=1.0,
+        help="re-probe interval after a failure (default 1)",
+    )
     parser.add_argument("--fall", type=int, default=2, help="failures to go down (default 2)")
     args = parser.parse_args()
     if min(args.agents, args.trials, args.parallel, args.fall) < 1:
         parser.error("--agents, --trials, --parallel and --fall must be at least 1")
     if args.parallel > args.agents:
         parser.error("--parallel cannot exceed --agents: each trial needs its own agent")
-    options = ["--status-interval", str(args.interval), "--status-timeout", str(args.timeout),
-               "--fast-interval", str(args.fast_interval), "--fall", str(args.fall)]
+    options = [
+        "--status-interval",
+        str(args.interval),
+        "--status-timeout",
+        str(args.timeout),
+        "--fast-interval",
+        str(args.fast_interval),
+        "--fall",
+        str(args.fall),
+    ]
     with tempfile.TemporaryDirectory(prefix="detection-") as tmp:
         work = Path(tmp)
         with (
@@ -191,19 +209,25 @@ def main() -> int:
             took = time.monotonic() - started
     hung_goal = args.interval + args.timeout + args.fall * args.fast_interval
     goals = {"stopped": 1.5, "hang": hung_goal}
-    print(f"\nstatus interval {args.interval:g} s, timeout {args.timeout:g} s, fast interval "
-          f"{args.fast_interval:g} s, fall {args.fall}; {args.agents} agents, "
-          f"{args.parallel} trials at once, {took:.0f} s")
-    print(f"{'fault':<8} {'n':>3} {'min':>6} {'p50':>6} {'p95':>6} {'max':>6} {'goal p95':>9}"
-          "  down reasons")
+    print(
+        f"\nstatus interval {args.interval:g} s, timeout {args.timeout:g} s, fast interval "
+        f"{args.fast_interval:g} s, fall {args.fall}; {args.agents} agents, "
+        f"{args.parallel} trials at once, {took:.0f} s"
+    )
+    print(
+        f"{'fault':<8} {'n':>3} {'min':>6} {'p50':>6} {'p95':>6} {'max':>6} {'goal p95':>9}"
+        "  down reasons"
+    )
     for fault in FAULTS:
         times = [t for t, _ in results[fault]]
         reasons: dict[str, int] = {}
         for _, reason in results[fault]:
             reasons[reason] = reasons.get(reason, 0) + 1
-        print(f"{fault:<8} {len(times):>3} {min(times):>5.2f}s {percentile(times, 0.5):>5.2f}s "
-              f"{percentile(times, 0.95):>5.2f}s {max(times):>5.2f}s {goals[fault]:>8.2f}s  "
-              + ", ".join(f"{r} {n}" for r, n in sorted(reasons.items())))
+        print(
+            f"{fault:<8} {len(times):>3} {min(times):>5.2f}s {percentile(times, 0.5):>5.2f}s "
+            f"{percentile(times, 0.95):>5.2f}s {max(times):>5.2f}s {goals[fault]:>8.2f}s  "
+            + ", ".join(f"{r} {n}" for r, n in sorted(reasons.items()))
+        )
     return 0
 
 

@@ -58,8 +58,16 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="fleet-scale-") as tmp:
         directory = Path(tmp)
-        command = [sys.executable, "-m", "agentha", "sim", "--agents", str(args.agents),
-                   "--write-fleet", str(directory)]
+        command = [
+            sys.executable,
+            "-m",
+            "agentha",
+            "sim",
+            "--agents",
+            str(args.agents),
+            "--write-fleet",
+            str(directory),
+        ]
         if args.workers is not None:
             command += ["--workers", str(args.workers)]
         started = time.monotonic()

@@ -53,6 +53,7 @@ def first_runs_s(agents: int) -> float:
     """Seconds over which the monitor starts the first run of every job."""
     return max(AUDITS_SPREAD_S, JOBS_PER_AGENT * agents / START_RATE)
 
+
 EPILOG = """\
 examples:
   .venv/bin/python bench/monitor_scale.py                          # 10,000 agents, ~2.5 min
@@ -82,8 +83,7 @@ class Scraper(threading.Thread):
         while not self.stopped.wait(self.interval):
             started = time.monotonic()
             try:
-                raw = stack.http(f"{self.monitor.url}/metrics",
-                                 headers={"Accept-Encoding": "gzip"})
+                raw = stack.http(f"{self.monitor.url}/metrics", headers={"Accept-Encoding": "gzip"})
                 gzip.decompress(raw)
             except OSError:
                 self.failures += 1
@@ -94,8 +94,14 @@ class Scraper(threading.Thread):
 def measure(size: int, args: argparse.Namespace, work: Path) -> dict[str, object]:
     print(f"-- {size} agents: starting the fleet", file=sys.stderr)
     with stack.fleet(work / f"fleet-{size}", size) as fleet:
-        options = ["--status-interval", str(args.interval),
-                   "--tls-interval", "86400", "--plaintext-interval", "86400"]
+        options = [
+            "--status-interval",
+            str(args.interval),
+            "--tls-interval",
+            "86400",
+            "--plaintext-interval",
+            "86400",
+        ]
         started = time.monotonic()
         with stack.monitor(fleet, work / f"monitor-{size}.log", *options) as monitor:
             ready_s = time.monotonic() - started
@@ -159,7 +165,8 @@ def measure(size: int, args: argparse.Namespace, work: Path) -> dict[str, object
         "window_scrapes": (
             f"{len(scraper.seconds)} (gzip), {max(scraper.seconds):.2f} s at most"
             + (f", {scraper.failures} failed" if scraper.failures else "")
-            if scraper is not None and scraper.seconds else "none"
+            if scraper is not None and scraper.seconds
+            else "none"
         ),
     }
 
@@ -179,15 +186,21 @@ ROWS = [
     ("status probes per second", lambda r: _fmt(r["probes_per_s"], ".0f")),
     ("monitor CPU", lambda r: _fmt(r["cores"], ".3f", " cores")),
     ("CPU per probe", lambda r: _fmt(r["cpu_per_probe_ms"], ".3f", " ms")),
-    ("CPU per due probe (cores / (N / interval))",
-     lambda r: _fmt(r["cpu_per_due_ms"], ".3f", " ms")),
+    (
+        "CPU per due probe (cores / (N / interval))",
+        lambda r: _fmt(r["cpu_per_due_ms"], ".3f", " ms"),
+    ),
     ("monitor RSS", lambda r: _fmt(r["rss"] / 2**20, ".0f", " MiB")),
     ("schedule lag p50 / p99, window", lambda r: f"{_ms(r['lag_p50'])} / {_ms(r['lag_p99'])}"),
     ("window runs with lag <= 250 ms", lambda r: _fmt(r["lag_le_250ms"], ".2%")),
-    ("schedule lag p50 / p99, first minute",
-     lambda r: f"{_ms(r['first_lag_p50'])} / {_ms(r['first_lag_p99'])}"),
-    ("missed runs (window / since start)",
-     lambda r: f"{r['missed']:.0f} / {r['missed_since_start']:.0f}"),
+    (
+        "schedule lag p50 / p99, first minute",
+        lambda r: f"{_ms(r['first_lag_p50'])} / {_ms(r['first_lag_p99'])}",
+    ),
+    (
+        "missed runs (window / since start)",
+        lambda r: f"{r['missed']:.0f} / {r['missed_since_start']:.0f}",
+    ),
     ("timeouts / failed probes (window)", lambda r: f"{r['timeouts']:.0f} / {r['failures']:.0f}"),
     ("agent states at the end", lambda r: r["states"]),
     ("fleet CPU (sim and workers)", lambda r: _fmt(r["fleet_cores"], ".3f", " cores")),
@@ -195,20 +208,28 @@ ROWS = [
     ("machine busy (all processes)", lambda r: _fmt(r["machine_cores"], ".2f", " cores")),
     ("scrapes in the window", lambda r: r["window_scrapes"]),
     ("one /metrics scrape: size", lambda r: _fmt(r["scrape_mb"], ".1f", " MB")),
-    ("one /metrics scrape: time, monitor CPU",
-     lambda r: f"{r['scrape_s']:.2f} s, {r['scrape_cpu_s']:.2f} s"),
+    (
+        "one /metrics scrape: time, monitor CPU",
+        lambda r: f"{r['scrape_s']:.2f} s, {r['scrape_cpu_s']:.2f} s",
+    ),
 ]
 
 
 def print_table(results: list[dict[str, object]], args: argparse.Namespace) -> None:
     warmups = ", ".join(f"{r['warmup_s']:g}" for r in results)
-    print(f"\nstatus interval {args.interval:g} s, window {args.window:g} s after "
-          f"{warmups} s, {os.cpu_count()} cores")
+    print(
+        f"\nstatus interval {args.interval:g} s, window {args.window:g} s after "
+        f"{warmups} s, {os.cpu_count()} cores"
+    )
     cells = [[name, *(cell(r) for r in results)] for name, cell in ROWS]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
     for row in cells:
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                        for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        print(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
 
 
 def main() -> int:
@@ -217,18 +238,33 @@ def main() -> int:
         epilog=__doc__.split("\n\n", 1)[1] + "\n" + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--agents", type=int, nargs="+", default=[10_000], metavar="N",
-                        help="fleet sizes, one run each (default 10000)")
-    parser.add_argument("--interval", type=float, default=10.0,
-                        help="status probe interval in seconds (default 10)")
-    parser.add_argument("--warmup", type=float, default=None,
-                        help="seconds after the monitor is ready before measuring (default: "
-                        "5 s after every first run: 65 s up to 3,000 agents, 205 s at 10,000)")
-    parser.add_argument("--window", type=float, default=30.0,
-                        help="measured seconds (default 30)")
-    parser.add_argument("--scrape-interval", type=float, default=0.0, metavar="S",
-                        help="also read /metrics every S seconds in the window, with gzip, as "
-                        "Prometheus does (default 0: only at the window's edges)")
+    parser.add_argument(
+        "--agents",
+        type=int,
+        nargs="+",
+        default=[10_000],
+        metavar="N",
+        help="fleet sizes, one run each (default 10000)",
+    )
+    parser.add_argument(
+        "--interval", type=float, default=10.0, help="status probe interval in seconds (default 10)"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help="seconds after the monitor is ready before measuring (default: "
+        "5 s after every first run: 65 s up to 3,000 agents, 205 s at 10,000)",
+    )
+    parser.add_argument("--window", type=float, default=30.0, help="measured seconds (default 30)")
+    parser.add_argument(
+        "--scrape-interval",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="also read /metrics every S seconds in the window, with gzip, as "
+        "Prometheus does (default 0: only at the window's edges)",
+    )
     args = parser.parse_args()
     if min(args.agents) < 1 or args.interval <= 0 or args.window <= 0 or (args.warmup or 0) < 0:
         parser.error("--agents, --interval and --window must be positive, --warmup not negative")
@@ -236,8 +272,11 @@ def main() -> int:
         parser.error("--scrape-interval must not be negative")
     if args.warmup is not None and args.warmup < first_runs_s(max(args.agents)):
         needed = first_runs_s(max(args.agents))
-        print(f"note: with --warmup below {needed:.0f} s the window also holds "
-              "first TLS and plaintext audits", file=sys.stderr)
+        print(
+            f"note: with --warmup below {needed:.0f} s the window also holds "
+            "first TLS and plaintext audits",
+            file=sys.stderr,
+        )
     with tempfile.TemporaryDirectory(prefix="monitor-scale-") as tmp:
         results = [measure(size, args, Path(tmp)) for size in args.agents]
     print_table(results, args)

@@ -93,7 +93,8 @@ class Driver:
 
     def __init__(self, blackbox_url: str, fleet: stack.Fleet, interval: float) -> None:
         self.targets = [
-            f"{blackbox_url}/probe?" + urllib.parse.urlencode(
+            f"{blackbox_url}/probe?"
+            + urllib.parse.urlencode(
                 {"target": f"{a['url']}/frendsstatusinfo", "module": module_name(a["env"])}
             )
             for a in fleet.agents
@@ -111,10 +112,12 @@ class Driver:
             loop = asyncio.get_running_loop()
             start = loop.time()
             count = len(self.targets)
-            await asyncio.gather(*(
-                self._every(session, url, start + i * self.interval / count)
-                for i, url in enumerate(self.targets)
-            ))
+            await asyncio.gather(
+                *(
+                    self._every(session, url, start + i * self.interval / count)
+                    for i, url in enumerate(self.targets)
+                )
+            )
 
     async def _every(self, session: aiohttp.ClientSession, url: str, due: float) -> None:
         loop = asyncio.get_running_loop()
@@ -138,8 +141,11 @@ class Driver:
 
 
 async def measure(
-    fleet: stack.Fleet, monitor: stack.Monitor, blackbox: subprocess.Popen[bytes],
-    blackbox_url: str, args: argparse.Namespace,
+    fleet: stack.Fleet,
+    monitor: stack.Monitor,
+    blackbox: subprocess.Popen[bytes],
+    blackbox_url: str,
+    args: argparse.Namespace,
 ) -> dict[str, float]:
     driver = Driver(blackbox_url, fleet, args.interval)
     driving = asyncio.create_task(driver.run())
@@ -155,8 +161,11 @@ async def measure(
         print(f"   measuring {args.window:g} s", file=sys.stderr)
         await asyncio.sleep(args.window)
         end = procstat.read_cpu(trees, time.monotonic(), driver_pid)
-        answered, succeeded, errors = (driver.answered - answered,
-                                       driver.succeeded - succeeded, driver.errors - errors)
+        answered, succeeded, errors = (
+            driver.answered - answered,
+            driver.succeeded - succeeded,
+            driver.errors - errors,
+        )
         after = promtext.parse(await asyncio.to_thread(monitor.metrics), names, "none")
     finally:
         driving.cancel()
@@ -193,13 +202,22 @@ def main() -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--agents", type=int, default=1000, help="fleet size (default 1000)")
-    parser.add_argument("--interval", type=float, default=10.0,
-                        help="status probe interval for both, in seconds (default 10)")
-    parser.add_argument("--warmup", type=float, default=AUDITS_SPREAD_S + 5,
-                        help="seconds before measuring (default 65)")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=10.0,
+        help="status probe interval for both, in seconds (default 10)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=AUDITS_SPREAD_S + 5,
+        help="seconds before measuring (default 65)",
+    )
     parser.add_argument("--window", type=float, default=60.0, help="measured seconds (default 60)")
-    parser.add_argument("--blackbox", metavar="PATH",
-                        help=f"blackbox_exporter binary (default {BLACKBOX})")
+    parser.add_argument(
+        "--blackbox", metavar="PATH", help=f"blackbox_exporter binary (default {BLACKBOX})"
+    )
     args = parser.parse_args()
     if args.agents < 1 or args.interval <= 0 or args.window <= 0 or args.warmup < 0:
         parser.error("--agents, --interval and --window must be positive, --warmup not negative")
@@ -210,44 +228,86 @@ def main() -> int:
         with stack.fleet(work / "fleet", args.agents) as fleet:
             config = work / "blackbox.yml"
             write_config(fleet, config)
-            check = subprocess.run([binary, f"--config.file={config}", "--config.check"],
-                                   capture_output=True, text=True, timeout=30)
+            check = subprocess.run(
+                [binary, f"--config.file={config}", "--config.check"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
             if check.returncode != 0:
-                raise stack.BenchError(f"blackbox_exporter refused its config: "
-                                       f"{check.stderr.strip().splitlines()[-1:]}")
+                raise stack.BenchError(
+                    f"blackbox_exporter refused its config: "
+                    f"{check.stderr.strip().splitlines()[-1:]}"
+                )
             listen = f"127.0.0.1:{stack.free_port()}"
-            command = [binary, f"--config.file={config}", f"--web.listen-address={listen}",
-                       "--log.level=warn"]
-            options = ["--status-interval", str(args.interval), "--status-timeout",
-                       str(STATUS_TIMEOUT_S), "--tls-interval", "86400",
-                       "--plaintext-interval", "86400"]
+            command = [
+                binary,
+                f"--config.file={config}",
+                f"--web.listen-address={listen}",
+                "--log.level=warn",
+            ]
+            options = [
+                "--status-interval",
+                str(args.interval),
+                "--status-timeout",
+                str(STATUS_TIMEOUT_S),
+                "--tls-interval",
+                "86400",
+                "--plaintext-interval",
+                "86400",
+            ]
             with (
                 stack.running("blackbox_exporter", command, work / "blackbox.log") as blackbox,
                 stack.monitor(fleet, work / "monitor.log", *options) as monitor,
             ):
                 url = f"http://{listen}"
-                stack.wait_until("blackbox_exporter", blackbox, work / "blackbox.log",
-                                 lambda: stack.answers(f"{url}/-/healthy"), 30.0)
+                stack.wait_until(
+                    "blackbox_exporter",
+                    blackbox,
+                    work / "blackbox.log",
+                    lambda: stack.answers(f"{url}/-/healthy"),
+                    30.0,
+                )
                 r = asyncio.run(measure(fleet, monitor, blackbox, url, args))
-    print(f"\n{args.agents} agents, status probe every {args.interval:g} s by each, "
-          f"window {r['seconds']:.0f} s after {args.warmup:g} s, {os.cpu_count()} cores")
+    print(
+        f"\n{args.agents} agents, status probe every {args.interval:g} s by each, "
+        f"window {r['seconds']:.0f} s after {args.warmup:g} s, {os.cpu_count()} cores"
+    )
     rows = [
         ("", "monitor", "blackbox", "driver"),
         ("probes in the window", f"{r['runs']:.0f}", f"{r['answered']:.0f}", ""),
-        ("failed probes", f"{r['failures']:.0f}",
-         f"{r['answered'] - r['succeeded'] + r['errors']:.0f}", ""),
-        ("CPU", f"{r['monitor_cores']:.3f} cores", f"{r['blackbox_cores']:.3f} cores",
-         f"{r['driver_cores']:.3f} cores"),
-        ("CPU per probe", f"{r['ours_ms']:.3f} ms", f"{r['theirs_ms']:.3f} ms",
-         f"{r['driver_ms']:.3f} ms"),
+        (
+            "failed probes",
+            f"{r['failures']:.0f}",
+            f"{r['answered'] - r['succeeded'] + r['errors']:.0f}",
+            "",
+        ),
+        (
+            "CPU",
+            f"{r['monitor_cores']:.3f} cores",
+            f"{r['blackbox_cores']:.3f} cores",
+            f"{r['driver_cores']:.3f} cores",
+        ),
+        (
+            "CPU per probe",
+            f"{r['ours_ms']:.3f} ms",
+            f"{r['theirs_ms']:.3f} ms",
+            f"{r['driver_ms']:.3f} ms",
+        ),
         ("RSS", f"{r['monitor_rss'] / 2**20:.0f} MiB", f"{r['blackbox_rss'] / 2**20:.0f} MiB", ""),
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                        for i, (c, w) in enumerate(zip(row, widths, strict=True))))
-    print(f"fleet (serving both): {r['fleet_cores']:.3f} cores; machine busy: "
-          f"{r['machine_cores']:.2f} cores")
+        print(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    print(
+        f"fleet (serving both): {r['fleet_cores']:.3f} cores; machine busy: "
+        f"{r['machine_cores']:.2f} cores"
+    )
     print(f"monitor / blackbox CPU per probe: {r['ratio']:.2f} (goal at most 0.25)")
     return 0
 

@@ -126,15 +126,17 @@ async def _count_events(port: int, topic: str, conn: Connection) -> None:
             seqs.append(json.loads(message.payload)["seq"])  # type: ignore[arg-type]
     in_order = seqs == list(range(1, len(seqs) + 1))
     full_seconds = sorted(per_second.items())[1:-1]  # the first and last second are partial
-    conn.send({
-        "received": len(seqs),
-        "unique": len(set(seqs)),
-        "states": states,
-        "in_order": in_order,
-        "last_seq": seqs[-1] if seqs else 0,
-        "seconds": last - first,
-        "per_second": [n for _, n in full_seconds],
-    })
+    conn.send(
+        {
+            "received": len(seqs),
+            "unique": len(set(seqs)),
+            "states": states,
+            "in_order": in_order,
+            "last_seq": seqs[-1] if seqs else 0,
+            "seconds": last - first,
+            "per_second": [n for _, n in full_seconds],
+        }
+    )
 
 
 # -- throughput: the publisher and the driver in this process -----------------------------
@@ -337,9 +339,19 @@ async def all_up(monitor: stack.Monitor, agents: int) -> None:
 
 def latency(work: Path, args: argparse.Namespace) -> tuple[list[float], list[float], int]:
     with broker(work / "broker-latency") as running:
-        options = ["--status-interval", str(args.interval), "--fast-interval",
-                   str(min(1.0, args.interval)), "--mqtt", running.url, "--mqtt-insecure",
-                   "--monitor-id", MONITOR_ID, "--log-level", "warning"]
+        options = [
+            "--status-interval",
+            str(args.interval),
+            "--fast-interval",
+            str(min(1.0, args.interval)),
+            "--mqtt",
+            running.url,
+            "--mqtt-insecure",
+            "--monitor-id",
+            MONITOR_ID,
+            "--log-level",
+            "warning",
+        ]
         with (
             stack.fleet(work / "fleet", args.fleet) as the_fleet,
             stack.monitor(the_fleet, work / "monitor.log", *options) as monitor,
@@ -356,36 +368,55 @@ def latency(work: Path, args: argparse.Namespace) -> tuple[list[float], list[flo
 
 
 def ms(values: list[float]) -> str:
-    return (f"p50 {percentile(values, 0.5) * 1000:.1f} ms, p95 "
-            f"{percentile(values, 0.95) * 1000:.1f} ms, max {max(values) * 1000:.1f} ms")
+    return (
+        f"p50 {percentile(values, 0.5) * 1000:.1f} ms, p95 "
+        f"{percentile(values, 0.95) * 1000:.1f} ms, max {max(values) * 1000:.1f} ms"
+    )
 
 
 def report_throughput(result: dict, args: argparse.Namespace) -> None:
     rate = result["received"] / result["seconds"] if result["seconds"] else 0.0
     seconds = result["per_second"]
-    print(f"\nthroughput: {args.agents} synthetic agents, at most {args.backlog} events "
-          f"undelivered, driven {result['driven']:.1f} s")
-    print(f"  events published {result['events']}, received {result['received']} "
-          f"({result['unique']} distinct), in order 1..N: {result['in_order']}, "
-          f"dropped {result['dropped']}; retained states published alongside "
-          f"{result['states']}")
-    print(f"  end to end {rate:,.0f} events/s over {result['seconds']:.1f} s"
-          + (f" (whole seconds: min {min(seconds):,}, median {statistics.median(seconds):,.0f},"
-             f" max {max(seconds):,})" if seconds else ""))
-    print(f"  CPU: publisher process {result['publisher_cores']:.2f} cores, broker "
-          f"{result['broker_cores']:.2f}, subscriber {result['subscriber_cores']:.2f}, "
-          f"whole machine {result['machine_cores']:.2f} of {os.cpu_count()}")
+    print(
+        f"\nthroughput: {args.agents} synthetic agents, at most {args.backlog} events "
+        f"undelivered, driven {result['driven']:.1f} s"
+    )
+    print(
+        f"  events published {result['events']}, received {result['received']} "
+        f"({result['unique']} distinct), in order 1..N: {result['in_order']}, "
+        f"dropped {result['dropped']}; retained states published alongside "
+        f"{result['states']}"
+    )
+    print(
+        f"  end to end {rate:,.0f} events/s over {result['seconds']:.1f} s"
+        + (
+            f" (whole seconds: min {min(seconds):,}, median {statistics.median(seconds):,.0f},"
+            f" max {max(seconds):,})"
+            if seconds
+            else ""
+        )
+    )
+    print(
+        f"  CPU: publisher process {result['publisher_cores']:.2f} cores, broker "
+        f"{result['broker_cores']:.2f}, subscriber {result['subscriber_cores']:.2f}, "
+        f"whole machine {result['machine_cores']:.2f} of {os.cpu_count()}"
+    )
     if not (result["in_order"] and result["received"] == result["events"]):
         raise stack.BenchError("events were lost, repeated or out of order (see above)")
 
 
-def report_latency(events: list[float], changes: list[float], missed: int,
-                   args: argparse.Namespace) -> None:
-    print(f"\nlatency: {args.fleet} agents, status every {args.interval:g} s, "
-          f"{args.rate:g} pause/resume changes a second")
+def report_latency(
+    events: list[float], changes: list[float], missed: int, args: argparse.Namespace
+) -> None:
+    print(
+        f"\nlatency: {args.fleet} agents, status every {args.interval:g} s, "
+        f"{args.rate:g} pause/resume changes a second"
+    )
     print(f"  event time to MQTT arrival, {len(events)} events: {ms(events)}")
-    print(f"  control-API call to MQTT arrival, {len(changes)} changes ({missed} not seen "
-          f"within {CHANGE_TIMEOUT_S:.0f} s): {ms(changes)}")
+    print(
+        f"  control-API call to MQTT arrival, {len(changes)} changes ({missed} not seen "
+        f"within {CHANGE_TIMEOUT_S:.0f} s): {ms(changes)}"
+    )
     print(f"    (mostly the wait for the next status probe: uniform over {args.interval:g} s)")
 
 
@@ -395,22 +426,36 @@ def main() -> int:
         epilog=__doc__.split("\n\n", 1)[1] + "\n" + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--only", choices=("throughput", "latency"),
-                        help="run one part (default: both)")
-    parser.add_argument("--agents", type=int, default=300,
-                        help="throughput: synthetic agents (default 300)")
-    parser.add_argument("--window", type=float, default=10.0,
-                        help="throughput: seconds of driving (default 10)")
-    parser.add_argument("--backlog", type=int, default=500,
-                        help="throughput: undelivered events at most (default 500)")
-    parser.add_argument("--fleet", type=int, default=12,
-                        help="latency: simulated agents (default 12)")
-    parser.add_argument("--interval", type=float, default=1.0,
-                        help="latency: status probe interval in seconds (default 1)")
-    parser.add_argument("--rate", type=float, default=4.0,
-                        help="latency: pause/resume changes a second (default 4)")
-    parser.add_argument("--changes", type=int, default=150,
-                        help="latency: changes to time (default 150)")
+    parser.add_argument(
+        "--only", choices=("throughput", "latency"), help="run one part (default: both)"
+    )
+    parser.add_argument(
+        "--agents", type=int, default=300, help="throughput: synthetic agents (default 300)"
+    )
+    parser.add_argument(
+        "--window", type=float, default=10.0, help="throughput: seconds of driving (default 10)"
+    )
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=500,
+        help="throughput: undelivered events at most (default 500)",
+    )
+    parser.add_argument(
+        "--fleet", type=int, default=12, help="latency: simulated agents (default 12)"
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        help="latency: status probe interval in seconds (default 1)",
+    )
+    parser.add_argument(
+        "--rate", type=float, default=4.0, help="latency: pause/resume changes a second (default 4)"
+    )
+    parser.add_argument(
+        "--changes", type=int, default=150, help="latency: changes to time (default 150)"
+    )
     args = parser.parse_args()
     if min(args.agents, args.backlog, args.fleet, args.changes) < 1:
         parser.error("--agents, --backlog, --fleet and --changes must be at least 1")

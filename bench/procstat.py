@@ -83,9 +83,7 @@ class CpuReading:
         return (self.machine_busy - earlier.machine_busy) / (self.at - earlier.at)
 
 
-def read_cpu(
-    trees: dict[str, int], at: float, alone: dict[str, int] | None = None
-) -> CpuReading:
+def read_cpu(trees: dict[str, int], at: float, alone: dict[str, int] | None = None) -> CpuReading:
     """CPU seconds of each named process tree (root pid), of each process in ``alone``
     (without its descendants: the benchmark itself, whose children are measured apart),
     and of the machine."""

@@ -168,8 +168,16 @@ def fleet(directory: Path, agents: int) -> Iterator[Fleet]:
     """``agentha sim --agents N --write-fleet DIRECTORY`` until the block ends."""
     directory.mkdir(parents=True, exist_ok=True)
     log = directory.parent / f"{directory.name}.log"
-    command = [sys.executable, "-m", "agentha", "sim", "--agents", str(agents),
-               "--write-fleet", str(directory)]
+    command = [
+        sys.executable,
+        "-m",
+        "agentha",
+        "sim",
+        "--agents",
+        str(agents),
+        "--write-fleet",
+        str(directory),
+    ]
     with running("agentha sim", command, log) as proc:
         marker = directory / "fleet.json"
         wait_until("agentha sim", proc, log, marker.exists, FLEET_READY_TIMEOUT_S)
@@ -207,13 +215,25 @@ def monitor(
     """
     url = f"http://127.0.0.1:{free_port()}"
     inventory = the_fleet.agents_only_inventory() if agents_only else the_fleet.inventory
-    command = [sys.executable, "-m", "agentha", "monitor", "-c", str(inventory),
-               "--listen", url.removeprefix("http://"), *options]
+    command = [
+        sys.executable,
+        "-m",
+        "agentha",
+        "monitor",
+        "-c",
+        str(inventory),
+        "--listen",
+        url.removeprefix("http://"),
+        *options,
+    ]
     env = {**os.environ, **the_fleet.secrets}
     env.pop("AGENTHA_API_TOKEN", None)  # the benchmark reads the API without a token
     with running("agentha monitor", command, log, env) as proc:
         wait_until(
-            "agentha monitor", proc, log, lambda: answers(f"{url}/healthz"),
+            "agentha monitor",
+            proc,
+            log,
+            lambda: answers(f"{url}/healthz"),
             MONITOR_READY_TIMEOUT_S,
         )
         yield Monitor(proc, url)

@@ -110,14 +110,28 @@ def main() -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--agents", type=int, default=2000, help="fleet size (default 2000)")
-    parser.add_argument("--interval", type=float, default=10.0,
-                        help="status interval in seconds (default 10)")
-    parser.add_argument("--ticks", type=float, nargs="+", default=[0.05], metavar="S",
-                        help="scheduler ticks to compare (default 0.05)")
-    parser.add_argument("--tls12", action="store_true",
-                        help="also run each tick with status connections held to TLS 1.2")
-    parser.add_argument("--warmup", type=float, default=15.0,
-                        help="seconds of first runs before the window (default 15)")
+    parser.add_argument(
+        "--interval", type=float, default=10.0, help="status interval in seconds (default 10)"
+    )
+    parser.add_argument(
+        "--ticks",
+        type=float,
+        nargs="+",
+        default=[0.05],
+        metavar="S",
+        help="scheduler ticks to compare (default 0.05)",
+    )
+    parser.add_argument(
+        "--tls12",
+        action="store_true",
+        help="also run each tick with status connections held to TLS 1.2",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=15.0,
+        help="seconds of first runs before the window (default 15)",
+    )
     parser.add_argument("--window", type=float, default=20.0, help="measured seconds (default 20)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--inventory", help=argparse.SUPPRESS)
@@ -137,9 +151,21 @@ def main() -> int:
         env = {**os.environ, **fleet.secrets}
         for tick, tls12 in variants:
             print(f"-- tick {tick:g} s{', TLS 1.2' if tls12 else ''}", file=sys.stderr)
-            command = [sys.executable, __file__, "--child", "--inventory", str(inventory),
-                       "--tick", str(tick), "--interval", str(args.interval),
-                       "--warmup", str(args.warmup), "--window", str(args.window)]
+            command = [
+                sys.executable,
+                __file__,
+                "--child",
+                "--inventory",
+                str(inventory),
+                "--tick",
+                str(tick),
+                "--interval",
+                str(args.interval),
+                "--warmup",
+                str(args.warmup),
+                "--window",
+                str(args.window),
+            ]
             if tls12:
                 command.append("--tls12")
             done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -148,13 +174,17 @@ def main() -> int:
                 raise stack.BenchError(f"child exited with {done.returncode}: {tail}")
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     print(f"\n{args.agents} agents, status every {args.interval:g} s, window {args.window:g} s")
-    print("tick    TLS      probes/s  CPU (cores)  CPU per probe  KiB per agent  "
-          "lag p50 / p99     up     failed")
+    print(
+        "tick    TLS      probes/s  CPU (cores)  CPU per probe  KiB per agent  "
+        "lag p50 / p99     up     failed"
+    )
     for r in results:
-        print(f"{r['tick']:<7g} {'1.2' if r['tls12'] else 'as agreed':<9} "
-              f"{r['probes_per_s']:>7.0f}  {r['cores']:>11.3f}  {r['cpu_per_probe_ms']:>10.3f} ms"
-              f"  {r['kib_per_agent']:>13.1f}  {r['lag_p50_ms']:>5.0f} / {r['lag_p99_ms']:<5.0f} ms"
-              f"  {r['up']:>5}  {r['failures']:>6}")
+        print(
+            f"{r['tick']:<7g} {'1.2' if r['tls12'] else 'as agreed':<9} "
+            f"{r['probes_per_s']:>7.0f}  {r['cores']:>11.3f}  {r['cpu_per_probe_ms']:>10.3f} ms"
+            f"  {r['kib_per_agent']:>13.1f}  {r['lag_p50_ms']:>5.0f} / {r['lag_p99_ms']:<5.0f} ms"
+            f"  {r['up']:>5}  {r['failures']:>6}"
+        )
     return 0
 
 

@@ -102,10 +102,28 @@ def run_client(args: argparse.Namespace) -> int:
 def self_signed(directory: Path) -> tuple[str, str]:
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
     )
     return str(cert), str(key)
 
@@ -116,12 +134,23 @@ def main() -> int:
         epilog=__doc__.split("\n\n", 1)[1] + "\n" + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--connections", type=int, default=2000, metavar="N",
-                        help="connections held per variant (default 2000)")
-    parser.add_argument("--loops", nargs="+", choices=("uvloop", "asyncio"),
-                        default=["uvloop", "asyncio"], help="event loops to try (default both)")
-    parser.add_argument("--serve", nargs=3, metavar=("CERT", "KEY", "TICKETS"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="connections held per variant (default 2000)",
+    )
+    parser.add_argument(
+        "--loops",
+        nargs="+",
+        choices=("uvloop", "asyncio"),
+        default=["uvloop", "asyncio"],
+        help="event loops to try (default both)",
+    )
+    parser.add_argument(
+        "--serve", nargs=3, metavar=("CERT", "KEY", "TICKETS"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--ca", help=argparse.SUPPRESS)
@@ -141,33 +170,50 @@ def main() -> int:
         for tickets in (2, 0):
             server = subprocess.Popen(
                 [sys.executable, __file__, "--serve", cert, key, str(tickets)],
-                stdout=subprocess.PIPE, text=True,
+                stdout=subprocess.PIPE,
+                text=True,
             )
             try:
                 assert server.stdout is not None
                 port = server.stdout.readline().strip()
                 for loop, tls12 in itertools.product(args.loops, (False, True)):
                     done = subprocess.run(
-                        [sys.executable, __file__, "--client", "--port", port, "--ca", cert,
-                         "--loop", loop, "--connections", str(args.connections)]
+                        [
+                            sys.executable,
+                            __file__,
+                            "--client",
+                            "--port",
+                            port,
+                            "--ca",
+                            cert,
+                            "--loop",
+                            loop,
+                            "--connections",
+                            str(args.connections),
+                        ]
                         + (["--tls12"] if tls12 else []),
-                        capture_output=True, text=True, check=False, timeout=300,
+                        capture_output=True,
+                        text=True,
+                        check=False,
+                        timeout=300,
                     )
                     if done.returncode != 0:
                         print(f"client failed: {done.stderr.strip()[-300:]}", file=sys.stderr)
                         return 1
                     figures = json.loads(done.stdout)
                     rows.append((loop, figures["version"], tickets, figures["kib"]))
-                    print(f"-- {loop}, {figures['version']}, server tickets {tickets}: "
-                          f"{figures['kib']:.1f} KiB", file=sys.stderr)
+                    print(
+                        f"-- {loop}, {figures['version']}, server tickets {tickets}: "
+                        f"{figures['kib']:.1f} KiB",
+                        file=sys.stderr,
+                    )
             finally:
                 server.kill()
                 server.wait()
     print(f"\n{args.connections} kept-alive TLS client connections, one request each")
     print(f"{'loop':<8} {'TLS':<8} {'server tickets':>14} {'KiB per connection':>19}")
     for loop, version, tickets, kib in rows:
-        print(f"{loop:<8} {version:<8} {tickets if version == 'TLSv1.3' else '-':>14} "
-              f"{kib:>19.1f}")
+        print(f"{loop:<8} {version:<8} {tickets if version == 'TLSv1.3' else '-':>14} {kib:>19.1f}")
     return 0
 
 

@@ -52,17 +52,33 @@ class FakeFleet:
             "findings": [] if up else ["cert_expiring"],
             "probes": {
                 "status": {
-                    "probe": "status", "ok": True, "reason": "ok", "message": "probe succeeded",
-                    "started": now, "duration": self.rng.uniform(0.001, 0.02),
-                    "http_status": 200, "context": {},
-                    "details": {"executing_processes": self.rng.randint(0, 20),
-                                "body_is_json": True},
+                    "probe": "status",
+                    "ok": True,
+                    "reason": "ok",
+                    "message": "probe succeeded",
+                    "started": now,
+                    "duration": self.rng.uniform(0.001, 0.02),
+                    "http_status": 200,
+                    "context": {},
+                    "details": {
+                        "executing_processes": self.rng.randint(0, 20),
+                        "body_is_json": True,
+                    },
                 },
                 "tls": {
-                    "probe": "tls", "ok": True, "reason": "ok", "message": "probe succeeded",
-                    "started": now, "duration": 0.02, "http_status": None, "context": {},
-                    "details": {"version": "TLSv1.3", "not_after": now + 86400 * 200,
-                                "days_left": 200.0},
+                    "probe": "tls",
+                    "ok": True,
+                    "reason": "ok",
+                    "message": "probe succeeded",
+                    "started": now,
+                    "duration": 0.02,
+                    "http_status": None,
+                    "context": {},
+                    "details": {
+                        "version": "TLSv1.3",
+                        "not_after": now + 86400 * 200,
+                        "days_left": 200.0,
+                    },
                 },
             },
         }
@@ -78,8 +94,17 @@ class FakeFleet:
                 continue
             self.seq += 1
             new = self.agents[aid]
-            self.log.append({"seq": self.seq, "time": now, "kind": "agent", "id": aid,
-                             "old": old, "new": new["state"], "reason": new["reason"]})
+            self.log.append(
+                {
+                    "seq": self.seq,
+                    "time": now,
+                    "kind": "agent",
+                    "id": aid,
+                    "old": old,
+                    "new": new["state"],
+                    "reason": new["reason"],
+                }
+            )
         del self.log[: max(0, len(self.log) - 3 * len(self.agents))]
         for waiter in self.waiters:
             waiter.set()
@@ -90,16 +115,30 @@ class FakeFleet:
             groups = {}
             for gid, group in self.groups.items():
                 healthy = len(group["agents"])
-                groups[gid] = {"status": "ok", "reason": "1 spare", "since": None,
-                               "healthy": healthy, "required": healthy - 1, "total": healthy,
-                               "redundancy": 1, "entrypoint_ok": None, "entrypoint_reason": "",
-                               "agents": group["agents"]}
-            self._snapshot = json.dumps({
-                "time": time.time(), "last_event": self.seq, "agents": self.agents,
-                "groups": groups,
-                "environments": {"test": {"profile": "test", "groups": []},
-                                 "prod": {"profile": "production", "groups": []}},
-            }).encode()
+                groups[gid] = {
+                    "status": "ok",
+                    "reason": "1 spare",
+                    "since": None,
+                    "healthy": healthy,
+                    "required": healthy - 1,
+                    "total": healthy,
+                    "redundancy": 1,
+                    "entrypoint_ok": None,
+                    "entrypoint_reason": "",
+                    "agents": group["agents"],
+                }
+            self._snapshot = json.dumps(
+                {
+                    "time": time.time(),
+                    "last_event": self.seq,
+                    "agents": self.agents,
+                    "groups": groups,
+                    "environments": {
+                        "test": {"profile": "test", "groups": []},
+                        "prod": {"profile": "production", "groups": []},
+                    },
+                }
+            ).encode()
             self._snapshot_at = time.monotonic()
         return self._snapshot
 
@@ -130,10 +169,12 @@ def create_app(fleet: FakeFleet) -> web.Application:
                 chunk = [e for e in fleet.log if e["seq"] > after]
                 if chunk:
                     after = chunk[-1]["seq"]
-                    await response.write("".join(
-                        f"id: {e['seq']}\nevent: {e['kind']}\ndata: {json.dumps(e)}\n\n"
-                        for e in chunk
-                    ).encode())
+                    await response.write(
+                        "".join(
+                            f"id: {e['seq']}\nevent: {e['kind']}\ndata: {json.dumps(e)}\n\n"
+                            for e in chunk
+                        ).encode()
+                    )
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -157,11 +198,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--agents", type=int, default=1000)
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--flap", type=float, default=1.0,
-                        help="share of the agents that change state each second (default 1)")
+    parser.add_argument(
+        "--flap",
+        type=float,
+        default=1.0,
+        help="share of the agents that change state each second (default 1)",
+    )
     args = parser.parse_args()
-    web.run_app(create_app(FakeFleet(args.agents, args.flap)), host="127.0.0.1", port=args.port,
-                print=lambda text: print(text, flush=True), shutdown_timeout=1)
+    web.run_app(
+        create_app(FakeFleet(args.agents, args.flap)),
+        host="127.0.0.1",
+        port=args.port,
+        print=lambda text: print(text, flush=True),
+        shutdown_timeout=1,
+    )
 
 
 async def _healthz(_request: web.Request) -> web.Response:

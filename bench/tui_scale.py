@@ -47,10 +47,16 @@ class Terminal:
     def __init__(self, argv: list[str], columns: int, rows: int) -> None:
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-        env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(columns),
-               "LINES": str(rows), "PYTHONPATH": str(ROOT)}
-        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                                     start_new_session=True, cwd=ROOT)
+        env = {
+            **os.environ,
+            "TERM": "xterm-256color",
+            "COLUMNS": str(columns),
+            "LINES": str(rows),
+            "PYTHONPATH": str(ROOT),
+        }
+        self.proc = subprocess.Popen(
+            argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, cwd=ROOT
+        )
         os.close(slave)
         self.master = master
         self.output = bytearray()
@@ -130,9 +136,18 @@ def run(
 ) -> dict[str, object]:
     port = free_port()
     fake = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "tui_fake_monitor.py"), "--agents", str(agents),
-         "--port", str(port), "--flap", str(flap)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            str(ROOT / "bench" / "tui_fake_monitor.py"),
+            "--agents",
+            str(agents),
+            "--port",
+            str(port),
+            "--flap",
+            str(flap),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     terminal = None
@@ -194,12 +209,19 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=20.0, help="CPU window (s)")
     parser.add_argument("--keys", type=int, default=20, help="key presses timed")
     parser.add_argument("--size", default="120x40", help="terminal COLUMNSxROWS")
-    parser.add_argument("--flap", type=float, nargs="+", default=[1.0, 0.01],
-                        help="shares of the agents changing state each second (default 1 0.01)")
+    parser.add_argument(
+        "--flap",
+        type=float,
+        nargs="+",
+        default=[1.0, 0.01],
+        help="shares of the agents changing state each second (default 1 0.01)",
+    )
     args = parser.parse_args()
     columns, rows = (int(v) for v in args.size.split("x"))
-    print(f"{'agents':>7} {'flap':>5} {'CPU':>7} {'key p50':>8} {'key p95':>8} {'key max':>8} "
-          f"{'keys':>5} {'RSS':>8}")
+    print(
+        f"{'agents':>7} {'flap':>5} {'CPU':>7} {'key p50':>8} {'key p95':>8} {'key max':>8} "
+        f"{'keys':>5} {'RSS':>8}"
+    )
     for agents in args.agents:
         for flap in args.flap:
             r = run(agents, flap, args.window, args.keys, (columns, rows))

@@ -147,8 +147,15 @@ class ChaosBoard:
     def _parse(self, body: object) -> _Report:
         if not isinstance(body, Mapping):
             raise ChaosReportError("report: expected a JSON object")
-        unknown = set(body) - {"experiment", "title", "group", "phase", "started", "verdict",
-                               "faults"}
+        unknown = set(body) - {
+            "experiment",
+            "title",
+            "group",
+            "phase",
+            "started",
+            "verdict",
+            "faults",
+        }
         if unknown:
             raise ChaosReportError(f"report: unknown field {sorted(unknown)[0]!r}")
         experiment = _text(body, "experiment", _NAME, "1-64 of A-Z a-z 0-9 . _ -")
@@ -162,8 +169,10 @@ class ChaosBoard:
         if phase not in PHASES:
             raise ChaosReportError(f"phase: expected one of {', '.join(PHASES)}")
         started = body.get("started")
-        if isinstance(started, bool) or not isinstance(started, int | float) or not (
-            math.isfinite(started) and started > 0
+        if (
+            isinstance(started, bool)
+            or not isinstance(started, int | float)
+            or not (math.isfinite(started) and started > 0)
         ):
             raise ChaosReportError("started: expected a UNIX time in seconds")
         verdict = body.get("verdict")
@@ -171,8 +180,15 @@ class ChaosBoard:
             raise ChaosReportError(f"verdict: expected one of {', '.join(VERDICTS)} or null")
         if verdict is not None and phase != "done":
             raise ChaosReportError("verdict: only with phase done")
-        return _Report(experiment, title[:_TITLE_MAX], group, phase, float(started), verdict,
-                       self._faults(body.get("faults", [])))
+        return _Report(
+            experiment,
+            title[:_TITLE_MAX],
+            group,
+            phase,
+            float(started),
+            verdict,
+            self._faults(body.get("faults", [])),
+        )
 
     def _faults(self, raw: object) -> dict[str, tuple[str, ...]]:
         if not isinstance(raw, list):
@@ -207,7 +223,10 @@ class ChaosBoard:
             if old == new or (fewer is not None and (set(new) < set(old)) != fewer):
                 continue
             self.events.append(
-                "fault", agent, "+".join(old) or "none", "+".join(new) or "none",
+                "fault",
+                agent,
+                "+".join(old) or "none",
+                "+".join(new) or "none",
                 f"chaos run {run.run}",
             )
             if new:
@@ -239,11 +258,15 @@ class ChaosBoard:
         for run in list(self.runs.values()):
             if run.ended is None and run.phase != LOST and now - run.updated > self.stale_after:
                 self.events.append(
-                    "chaos", run.run, run.phase, LOST,
+                    "chaos",
+                    run.run,
+                    run.phase,
+                    LOST,
                     f"{run.experiment} on {run.group}: no report for {self.stale_after:.0f} s",
                 )
-                log.warning("chaos run %s: no report for %.0f s, marked lost",
-                            run.run, self.stale_after)
+                log.warning(
+                    "chaos run %s: no report for %.0f s, marked lost", run.run, self.stale_after
+                )
                 run.phase = LOST
                 if not run.counted:
                     self.finished[LOST] += 1

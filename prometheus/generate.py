@@ -241,9 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--definition", type=Path, default=DEFINITION, metavar="FILE")
     parser.add_argument("--prometheus-out", type=Path, default=PROMETHEUS_OUT, metavar="FILE")
     parser.add_argument("--grafana-out", type=Path, default=GRAFANA_OUT, metavar="FILE")
-    parser.add_argument(
-        "--runbook-base", metavar="URL", help="where docs/runbooks.md is published"
-    )
+    parser.add_argument("--runbook-base", metavar="URL", help="where docs/runbooks.md is published")
     parser.add_argument(
         "--datasource-uid", metavar="UID", help="Grafana Prometheus data source the rules query"
     )

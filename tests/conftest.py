@@ -54,22 +54,37 @@ class SimFleet:
         return self.agents[agent_id]["url"]
 
     async def fetch(
-        self, url: str, method: str = "GET", *, headers: dict[str, str] | None = None,
-        json_body: Any = None, data: Any = None, timeout_s: float = 5.0,
+        self,
+        url: str,
+        method: str = "GET",
+        *,
+        headers: dict[str, str] | None = None,
+        json_body: Any = None,
+        data: Any = None,
+        timeout_s: float = 5.0,
     ) -> tuple[int, dict[str, str], str]:
         """One request on a fresh connection: (status, headers, text)."""
         connector = aiohttp.TCPConnector(ssl=self.ssl_context(), force_close=True)
         async with (
             aiohttp.ClientSession(connector=connector) as session,
             session.request(
-                method, url, headers=headers, json=json_body, data=data,
-                timeout=aiohttp.ClientTimeout(total=timeout_s), allow_redirects=False,
+                method,
+                url,
+                headers=headers,
+                json=json_body,
+                data=data,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+                allow_redirects=False,
             ) as answer,
         ):
             return answer.status, dict(answer.headers), await answer.text()
 
     def control(
-        self, method: str, path: str, body: Any = None, token: str | None = None,
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
         raw: bytes | None = None,
     ) -> tuple[int, Any]:
         """Call the control API; returns (status, parsed JSON body)."""
@@ -103,14 +118,23 @@ class SimFleet:
 
 
 @contextlib.contextmanager
-def start_sim(
-    directory: Path, *args: str, env: dict[str, str] | None = None
-) -> Iterator[SimFleet]:
+def start_sim(directory: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[SimFleet]:
     """Run ``agentha sim ARGS --write-fleet DIRECTORY`` until the block ends."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agentha", "sim", "--control-port", "0",
-         "--write-fleet", str(directory), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
+        [
+            sys.executable,
+            "-m",
+            "agentha",
+            "sim",
+            "--control-port",
+            "0",
+            "--write-fleet",
+            str(directory),
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
     )
     fleet = None
     try:

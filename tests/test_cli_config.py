@@ -44,7 +44,11 @@ def agentha(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT):
     environ.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "agentha", *args],
-        cwd=cwd, env=environ, capture_output=True, text=True, timeout=60,
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -52,7 +56,8 @@ def test_example_passes_the_real_command() -> None:
     proc = agentha("config", "check", "examples/inventory.yaml", "--strict", env=EXAMPLE_ENV)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == (
-        "examples/inventory.yaml: valid, 2 environments, 4 groups, 9 agents, 0 findings\n")
+        "examples/inventory.yaml: valid, 2 environments, 4 groups, 9 agents, 0 findings\n"
+    )
     assert proc.stderr == ""
 
 
@@ -85,7 +90,8 @@ def test_unreadable_file_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr == (
-        "agentha: error: missing.yaml: cannot read the file: No such file or directory\n")
+        "agentha: error: missing.yaml: cannot read the file: No such file or directory\n"
+    )
 
 
 def test_schema_is_json() -> None:
@@ -96,8 +102,9 @@ def test_schema_is_json() -> None:
     assert schema["title"] == "agentha inventory"
 
 
-@pytest.mark.parametrize("args", [["config", "--help"], ["config", "check", "--help"],
-                                  ["config", "schema", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["config", "--help"], ["config", "check", "--help"], ["config", "schema", "--help"]]
+)
 def test_help_has_examples(args: list[str]) -> None:
     proc = agentha(*args)
     assert proc.returncode == 0

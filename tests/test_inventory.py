@@ -42,8 +42,13 @@ def inheritance() -> Inventory:
 
 def test_agent_ids_and_urls(inheritance: Inventory) -> None:
     ids = [agent.id for _env, _group, agent in inheritance.agents()]
-    assert ids == ["test/orders/orders-1", "test/orders/orders-2", "prod/orders/orders-1",
-                   "prod/orders/orders-2", "prod/orders/orders-3"]
+    assert ids == [
+        "test/orders/orders-1",
+        "test/orders/orders-2",
+        "prod/orders/orders-1",
+        "prod/orders/orders-2",
+        "prod/orders/orders-3",
+    ]
     agent = inheritance.agent("test/orders/orders-1")
     assert agent.status_url == "https://127.0.1.1:9443/frendsstatusinfo"
     assert agent.metrics_url == "https://127.0.1.1:9443/metrics"
@@ -95,7 +100,15 @@ def test_ca_bundle_relative_to_the_inventory_file(inheritance: Inventory) -> Non
 def test_sources_say_where_a_setting_came_from(inheritance: Inventory) -> None:
     agent = inheritance.agent("prod/orders/orders-3")
     assert agent.sources["tls.min_version"] == (
-        "environments", 1, "groups", 0, "agents", 2, "tls", "min_version")
+        "environments",
+        1,
+        "groups",
+        0,
+        "agents",
+        2,
+        "tls",
+        "min_version",
+    )
     assert agent.sources["tls.expiry_critical_days"] == ("defaults", "tls", "expiry_critical_days")
     assert "allow_plaintext" not in agent.sources  # built-in default
 
@@ -106,7 +119,11 @@ def test_api_checks_and_groups(inheritance: Inventory) -> None:
     assert group.entrypoint == "https://127.0.0.1:8443"
     (check,) = group.api_checks
     assert (check.name, check.method, check.path, check.expect_status) == (
-        "list-orders", "GET", "/api/orders", 200)
+        "list-orders",
+        "GET",
+        "/api/orders",
+        200,
+    )
     assert check.auth is not None and check.auth.api_key is not None
     assert check.auth.api_key.header == "X-Api-Key"
     assert check.auth.api_key.value.reveal() == ENV["ORDERS_KEY"]
@@ -152,14 +169,19 @@ def test_secrets_stay_hidden_in_dumps_and_errors(inheritance: Inventory) -> None
 def test_policy_failures_name_the_rules() -> None:
     assert policy_failures("Abcdefgh123!") == []
     assert policy_failures("abc") == [
-        "fewer than 12 characters", "no upper case letter", "no digit", "no special character"]
+        "fewer than 12 characters",
+        "no upper case letter",
+        "no digit",
+        "no special character",
+    ]
 
 
 def test_problem_str_is_one_line() -> None:
     problem = Problem("bad-url", "not an absolute URL", "inv.yaml", "environments[0].url", 7)
     assert str(problem) == "inv.yaml:7: environments[0].url: not an absolute URL"
     assert str(Problem("empty-file", "the file is empty", "inv.yaml")) == (
-        "inv.yaml: the file is empty")
+        "inv.yaml: the file is empty"
+    )
     assert isinstance(Finding("shared-secret", "m", "f"), Problem)
 
 

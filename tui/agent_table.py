@@ -103,7 +103,11 @@ class AgentTable(ScrollView, can_focus=True):
     # -- data --------------------------------------------------------------------------------
 
     def set_rows(
-        self, rows: list[AgentRow], sort_key: str, reverse: bool, scope: str = "",
+        self,
+        rows: list[AgentRow],
+        sort_key: str,
+        reverse: bool,
+        scope: str = "",
         longest_id: int = 20,
     ) -> None:
         """Show ``rows``; the cursor stays on the same agent when it is still there.

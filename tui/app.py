@@ -153,9 +153,7 @@ class DashboardApp(App[None]):
             return
         model, query = self.model, self.query_state
         rows = model.rows(query)
-        self.agent_table.set_rows(
-            rows, query.sort, query.reverse, query.scope, model.longest_id()
-        )
+        self.agent_table.set_rows(rows, query.sort, query.reverse, query.scope, model.longest_id())
         _update(self.summary_line, summary(model, self.online, self.size.width))
         self._draw_banner()
         self._draw_chaos()

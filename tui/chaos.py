@@ -140,7 +140,8 @@ class ChaosRuns:
     def forget(self, now: float) -> None:
         """Drop lost runs not heard of for an hour (events bring no news of their end)."""
         stale = [
-            r.run for r in self.runs.values()
+            r.run
+            for r in self.runs.values()
             if r.lost and r.updated is not None and now - r.updated > FORGET_AFTER
         ]
         for run in stale:

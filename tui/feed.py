@@ -172,8 +172,8 @@ class StormGuard:
         if (rate > threshold) != self.storming:
             self.storming = not self.storming
             sink.feed_note(
-                f"event storm: {rate:,.0f} events/s; the log pauses and states come from "
-                "snapshots" if self.storming else
-                f"event storm over ({rate:,.0f} events/s): following events again"
+                f"event storm: {rate:,.0f} events/s; the log pauses and states come from snapshots"
+                if self.storming
+                else f"event storm over ({rate:,.0f} events/s): following events again"
             )
         return self.storming

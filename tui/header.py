@@ -79,23 +79,33 @@ def _chaos_line(run: ChaosRun, now: float, short: bool) -> Text:
     if run.lost:
         # What to do comes first: a narrow terminal cuts the end of the line.
         text = Text.assemble(
-            ("▲ lost chaos run", look.LOST_STYLE), " — needs ", ("agentha chaos recover", TITLE),
-            ": ", (run.experiment or run.run, TITLE), f" on {run.group or '?'}, {count}",
+            ("▲ lost chaos run", look.LOST_STYLE),
+            " — needs ",
+            ("agentha chaos recover", TITLE),
+            ": ",
+            (run.experiment or run.run, TITLE),
+            f" on {run.group or '?'}, {count}",
         )
     else:
         symbol, word, style = look.chaos_look(run.phase, run.verdict)
         text = Text.assemble(
-            (f"{look.FAULT_SYMBOL} chaos ", look.FAULT_STYLE), (run.experiment or run.run, TITLE),
-            f" on {run.group or '?'}", ("  " if short else "  phase ", DIM),
+            (f"{look.FAULT_SYMBOL} chaos ", look.FAULT_STYLE),
+            (run.experiment or run.run, TITLE),
+            f" on {run.group or '?'}",
+            ("  " if short else "  phase ", DIM),
             (f"{symbol} {word}", style),
             f"  {count}",
         )
     if faults:
         named = sorted(run.faults.items())[:FAULTS_NAMED]
         text.append(": ")
-        text.append(", ".join(
-            f"{_relative(agent, run.group)} {look.fault_mark(actions)}" for agent, actions in named
-        ), look.FAULT_STYLE)
+        text.append(
+            ", ".join(
+                f"{_relative(agent, run.group)} {look.fault_mark(actions)}"
+                for agent, actions in named
+            ),
+            look.FAULT_STYLE,
+        )
         if faults > FAULTS_NAMED:
             text.append(f" +{faults - FAULTS_NAMED}")
     if run.started is not None:

@@ -193,25 +193,34 @@ class DetailScreen(Screen[None]):
 
 
 HELP = (
-    ("navigate", (
-        ("tab / shift+tab", "move between tree, table and search"),
-        ("↑ ↓ pgup pgdn home end", "move in the tree or the table"),
-        ("enter", "tree: show that environment or group; table: agent details"),
-        ("escape", "back from details; leave the search box"),
-    )),
-    ("filter and sort", (
-        ("/", "search agents (name, state, reason, findings)"),
-        ("f", "state filter: all, problems, down, degraded, paused, unknown, up"),
-        ("s / S", "sort by the next column / reverse the order"),
-        ("a", "show all: clear scope, filter and search"),
-        ("c", "next group with a chaos run under way"),
-    )),
-    ("other", (
-        ("l", "show or hide the event log"),
-        ("↯ marks", "chaos: faults on an agent (↯stop), a group's run"),
-        ("?", "this help"),
-        ("q, ctrl+c", "quit"),
-    )),
+    (
+        "navigate",
+        (
+            ("tab / shift+tab", "move between tree, table and search"),
+            ("↑ ↓ pgup pgdn home end", "move in the tree or the table"),
+            ("enter", "tree: show that environment or group; table: agent details"),
+            ("escape", "back from details; leave the search box"),
+        ),
+    ),
+    (
+        "filter and sort",
+        (
+            ("/", "search agents (name, state, reason, findings)"),
+            ("f", "state filter: all, problems, down, degraded, paused, unknown, up"),
+            ("s / S", "sort by the next column / reverse the order"),
+            ("a", "show all: clear scope, filter and search"),
+            ("c", "next group with a chaos run under way"),
+        ),
+    ),
+    (
+        "other",
+        (
+            ("l", "show or hide the event log"),
+            ("↯ marks", "chaos: faults on an agent (↯stop), a group's run"),
+            ("?", "this help"),
+            ("q, ctrl+c", "quit"),
+        ),
+    ),
 )
 
 
@@ -232,4 +241,3 @@ class HelpScreen(ModalScreen[None]):
             yield Static(Text("keys", style=Style(bold=True)), classes="caption")
             yield Static(table)
             yield Static(Text("escape or ? closes", style=LABEL))
-

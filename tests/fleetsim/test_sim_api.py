@@ -70,8 +70,11 @@ async def test_token_endpoint_rejects_bad_requests(fleet):
     url = f"{fleet.url(TEST)}/oauth/token"
     bad_grant = {"grant_type": "password", "client_id": "fleetsim-test", "client_secret": "x"}
     assert (await fleet.fetch(url, "POST", data=bad_grant))[0] == 400
-    wrong = {"grant_type": "client_credentials", "client_id": "fleetsim-test",
-             "client_secret": "Wrong-secret-123"}
+    wrong = {
+        "grant_type": "client_credentials",
+        "client_id": "fleetsim-test",
+        "client_secret": "Wrong-secret-123",
+    }
     assert (await fleet.fetch(url, "POST", data=wrong))[0] == 401
     assert (await fleet.fetch(url, "POST", data={"grant_type": "client_credentials"}))[0] == 400
 

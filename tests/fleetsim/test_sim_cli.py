@@ -40,8 +40,11 @@ def test_write_fleet_outputs(sim_fleet):
     for value in sim_fleet.secrets.values():
         assert value not in text
     assert set(sim_fleet.secrets) == {
-        "FLEETSIM_TEST_API_KEY", "FLEETSIM_TEST_CLIENT_SECRET", "FLEETSIM_PROD_API_KEY",
-        "FLEETSIM_PROD_CLIENT_SECRET", "FLEETSIM_PROD_HC_KEY",
+        "FLEETSIM_TEST_API_KEY",
+        "FLEETSIM_TEST_CLIENT_SECRET",
+        "FLEETSIM_PROD_API_KEY",
+        "FLEETSIM_PROD_CLIENT_SECRET",
+        "FLEETSIM_PROD_HC_KEY",
     }
 
 
@@ -67,14 +70,19 @@ async def test_workers_relay_control_to_the_agent_they_host(tmp_path):
 def run_sim(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "agentha", "sim", *args],
-        capture_output=True, text=True, timeout=30, env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
     )
 
 
 def test_bad_fleet_file_is_one_line_and_exit_2(tmp_path):
     bad = tmp_path / "fleet.yaml"
-    bad.write_text("version: 1\nenvironments:\n  - name: test\n    groups:\n      - name: g\n"
-                   "        agents:\n          - name: a\n            certificate: {expires: 3}\n")
+    bad.write_text(
+        "version: 1\nenvironments:\n  - name: test\n    groups:\n      - name: g\n"
+        "        agents:\n          - name: a\n            certificate: {expires: 3}\n"
+    )
     result = run_sim("--fleet", str(bad))
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1

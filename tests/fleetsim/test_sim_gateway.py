@@ -65,8 +65,11 @@ async def test_503_when_no_agent_is_available(fleet):
 
 async def test_token_endpoint_through_the_gateway(fleet):
     base = fleet.gateways["test/orders"]["url"]
-    form = {"grant_type": "client_credentials", "client_id": "fleetsim-test",
-            "client_secret": fleet.secrets["FLEETSIM_TEST_CLIENT_SECRET"]}
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": "fleetsim-test",
+        "client_secret": fleet.secrets["FLEETSIM_TEST_CLIENT_SECRET"],
+    }
     status, _, body = await fleet.fetch(f"{base}/oauth/token", "POST", data=form)
     assert status == 200
     assert "access_token" in body

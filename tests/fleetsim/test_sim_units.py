@@ -65,14 +65,20 @@ def test_quick_fleet_groups(agents, sizes):
     ("text", "message"),
     [
         ("version: 2\nenvironments: []\n", "f.yaml: version: Input should be 1"),
-        ("version: 1\nenvironments:\n  - name: Bad Name\n    groups: []\n",
-         "f.yaml: environments[0].name: String should match pattern"),
-        ("version: 1\nenvironments:\n  - name: t\n    groups:\n      - name: g\n        agents:\n"
-         "          - name: a\n            conditions: {paused: maybe}\n",
-         "f.yaml: environments[0].groups[0].agents[0].conditions.paused: Input should be"),
-        ("version: 1\nenvironments:\n  - name: t\n    colour: red\n    groups:\n"
-         "      - name: g\n        agents: [{name: a}]\n",
-         "f.yaml: environments[0].colour: unknown field"),
+        (
+            "version: 1\nenvironments:\n  - name: Bad Name\n    groups: []\n",
+            "f.yaml: environments[0].name: String should match pattern",
+        ),
+        (
+            "version: 1\nenvironments:\n  - name: t\n    groups:\n      - name: g\n"
+            "        agents:\n          - name: a\n            conditions: {paused: maybe}\n",
+            "f.yaml: environments[0].groups[0].agents[0].conditions.paused: Input should be",
+        ),
+        (
+            "version: 1\nenvironments:\n  - name: t\n    colour: red\n    groups:\n"
+            "      - name: g\n        agents: [{name: a}]\n",
+            "f.yaml: environments[0].colour: unknown field",
+        ),
         ("version: [1\n", "f.yaml: not valid YAML at line 2"),
         ("- just a list\n", "f.yaml: expected a mapping"),
     ],

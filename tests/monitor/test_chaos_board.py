@@ -155,12 +155,24 @@ def test_the_collector_exports_active_runs_faults_and_ended_runs() -> None:
     b.report("r2", report("done", verdict="fail"))
     registry = CollectorRegistry()
     registry.register(ChaosCollector(b))
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in registry.collect() for s in family.samples}
-    run = ("agentha_chaos_run_active", (("environment", "test"), ("experiment", "stop-one-agent"),
-                                        ("group", "orders"), ("phase", "fault")))
-    fault = ("agentha_chaos_fault_active", (("action", "stop"), ("agent", "a1"),
-                                            ("environment", "test"), ("group", "orders")))
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in registry.collect()
+        for s in family.samples
+    }
+    run = (
+        "agentha_chaos_run_active",
+        (
+            ("environment", "test"),
+            ("experiment", "stop-one-agent"),
+            ("group", "orders"),
+            ("phase", "fault"),
+        ),
+    )
+    fault = (
+        "agentha_chaos_fault_active",
+        (("action", "stop"), ("agent", "a1"), ("environment", "test"), ("group", "orders")),
+    )
     assert samples[run] == 1.0
     assert samples[fault] == 1.0
     assert samples[("agentha_chaos_runs_ended_total", (("verdict", "fail"),))] == 1.0

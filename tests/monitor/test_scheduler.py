@@ -40,12 +40,12 @@ def recorder(starts: list[float], *, ok: bool = True, duration: float = 0.0):
     return run
 
 
-
 class LateFirstRuns(random.Random):
     """First runs at the end of their spread (10 s here): only the test's triggers run."""
 
     def uniform(self, a: float, b: float) -> float:
         return b
+
 
 @pytest.mark.asyncio
 async def test_runs_on_a_grid_without_drift() -> None:

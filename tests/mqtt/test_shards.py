@@ -66,6 +66,4 @@ async def test_shards_share_one_fleet(fleet, broker, count: int) -> None:
         fleet.set(agent, stopped=True)
         first = shards[0]
         await until(lambda: first.snapshot()["consensus"]["agents"][agent]["state"] == "down")
-        assert first.snapshot()["consensus"]["agents"][agent]["votes"] == {
-            f"shard-{count}": "down"
-        }
+        assert first.snapshot()["consensus"]["agents"][agent]["votes"] == {f"shard-{count}": "down"}

@@ -18,12 +18,22 @@ GRAFANA_RULES = ROOT / "grafana" / "provisioning" / "alerting" / "agentha-alerts
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
 # The issue's list, by alert name: each must exist.
 REQUIRED = {
-    "AgenthaAgentDown", "AgenthaAgentPausedTooLong", "AgenthaGroupNoSpare",
-    "AgenthaGroupBelowRequired", "AgenthaEntrypointFailing", "AgenthaCertificateExpiringSoon",
-    "AgenthaCertificateExpiryImminent", "AgenthaCertificateInvalid", "AgenthaLegacyTlsAccepted",
-    "AgenthaPlaintextServed", "AgenthaApiUnauthenticatedAccepted", "AgenthaMonitorDown",
-    "AgenthaProbeLagHigh", "AgenthaGroupErrorBudgetBurnFast",
-    "AgenthaGroupErrorBudgetBurnSlow", "AgenthaChaosRunLost",
+    "AgenthaAgentDown",
+    "AgenthaAgentPausedTooLong",
+    "AgenthaGroupNoSpare",
+    "AgenthaGroupBelowRequired",
+    "AgenthaEntrypointFailing",
+    "AgenthaCertificateExpiringSoon",
+    "AgenthaCertificateExpiryImminent",
+    "AgenthaCertificateInvalid",
+    "AgenthaLegacyTlsAccepted",
+    "AgenthaPlaintextServed",
+    "AgenthaApiUnauthenticatedAccepted",
+    "AgenthaMonitorDown",
+    "AgenthaProbeLagHigh",
+    "AgenthaGroupErrorBudgetBurnFast",
+    "AgenthaGroupErrorBudgetBurnSlow",
+    "AgenthaChaosRunLost",
 }
 
 
@@ -70,9 +80,9 @@ def test_every_alert_is_unit_tested_firing_after_its_for_and_not_before(generato
         wait = generator.seconds(rule["for"])
         assert fired[name], f"{name}: no unit test where it fires"
         # A quiet check inside the `for` before a firing one: pending is not firing.
-        assert any(
-            t - wait <= q < t for t in fired[name] for q in quiet[name]
-        ), f"{name}: no unit test showing it does not fire before its for ({rule['for']})"
+        assert any(t - wait <= q < t for t in fired[name] for q in quiet[name]), (
+            f"{name}: no unit test showing it does not fire before its for ({rule['for']})"
+        )
 
 
 def test_every_alert_has_severity_summary_description_and_a_runbook_section() -> None:

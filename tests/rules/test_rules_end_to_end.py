@@ -43,15 +43,30 @@ PENDING = {
     "agentha_entrypoint_success": "no samples from agentha monitor yet (entrypoint probe)",
     "agentha_api_unauthenticated_accepted": "no samples from agentha monitor yet (auth probe)",
 }
-FLEET_VALUES = {"environment": ".*", "group": ".*", "agent": ".*", "__rate_interval": "10s",
-                "__range": "5m"}
-DETAIL_VALUES = {"environment": "test", "group": "orders", "agent": "orders-2",
-                 "__rate_interval": "10s", "__range": "5m"}
+FLEET_VALUES = {
+    "environment": ".*",
+    "group": ".*",
+    "agent": ".*",
+    "__rate_interval": "10s",
+    "__range": "5m",
+}
+DETAIL_VALUES = {
+    "environment": "test",
+    "group": "orders",
+    "agent": "orders-2",
+    "__rate_interval": "10s",
+    "__range": "5m",
+}
 # A chaos run as `agentha chaos run` reports it, holding a fault on the agent detail's agent.
 CHAOS_RUN = "e2e-dashboards"
-CHAOS_REPORT = {"experiment": "stop-one-agent", "title": "dashboards end to end",
-                "group": "test/orders", "phase": "fault", "verdict": None,
-                "faults": [{"agent": "test/orders/orders-2", "action": "stop"}]}
+CHAOS_REPORT = {
+    "experiment": "stop-one-agent",
+    "title": "dashboards end to end",
+    "group": "test/orders",
+    "phase": "fault",
+    "verdict": None,
+    "faults": [{"agent": "test/orders/orders-2", "action": "stop"}],
+}
 
 
 def _dashboard_queries():
@@ -105,7 +120,8 @@ class Stack:
 
     def firing(self, name: str, **labels: str) -> bool:
         return any(
-            a["labels"]["alertname"] == name and a["state"] == "firing"
+            a["labels"]["alertname"] == name
+            and a["state"] == "firing"
             and all(a["labels"].get(k) == v for k, v in labels.items())
             for a in self.alerts()
         )
@@ -120,8 +136,13 @@ class Stack:
 
 @contextlib.contextmanager
 def running(args: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     try:
         yield proc
     finally:
@@ -157,37 +178,66 @@ def stack(sim_fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack
     work = tmp_path_factory.mktemp("prometheus")
     generator = load_generator()
     rules = work / "agentha.rules.yml"
-    rules.write_text(generator.dump(
-        generator.prometheus_rules(generator.load_definition(), max_for="2s")
-    ))
+    rules.write_text(
+        generator.dump(generator.prometheus_rules(generator.load_definition(), max_for="2s"))
+    )
     monitor_args = [
-        sys.executable, "-m", "agentha", "monitor",
-        "-c", str(sim_fleet.directory / "inventory.yaml"),
-        "--listen", "127.0.0.1:0", "--status-interval", "0.5", "--fast-interval", "0.25",
-        "--status-timeout", "1", "--tls-interval", "2", "--plaintext-interval", "2",
-        "--entrypoint-interval", "1", "--auth-interval", "2", "--audit-interval", "3600",
+        sys.executable,
+        "-m",
+        "agentha",
+        "monitor",
+        "-c",
+        str(sim_fleet.directory / "inventory.yaml"),
+        "--listen",
+        "127.0.0.1:0",
+        "--status-interval",
+        "0.5",
+        "--fast-interval",
+        "0.25",
+        "--status-timeout",
+        "1",
+        "--tls-interval",
+        "2",
+        "--plaintext-interval",
+        "2",
+        "--entrypoint-interval",
+        "1",
+        "--auth-interval",
+        "2",
+        "--audit-interval",
+        "3600",
     ]
     with running(monitor_args, env=sim_fleet.secrets) as monitor:
         url = monitor_url(monitor)
         target = urllib.parse.urlsplit(url).netloc
         config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s",
-                       "scrape_timeout": "1s"},
+            "global": {
+                "scrape_interval": "1s",
+                "evaluation_interval": "1s",
+                "scrape_timeout": "1s",
+            },
             "rule_files": [str(rules)],
             "scrape_configs": [{"job_name": "agentha", "static_configs": [{"targets": [target]}]}],
         }
         (work / "prometheus.yml").write_text(yaml.safe_dump(config))
         port = free_port()
         prometheus_args = [
-            "prometheus", f"--config.file={work / 'prometheus.yml'}",
-            f"--storage.tsdb.path={work / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+            "prometheus",
+            f"--config.file={work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={work / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
             "--log.level=warn",
         ]
         with running(prometheus_args) as prometheus:
             stack = Stack(url, f"http://127.0.0.1:{port}")
-            until(lambda: prometheus.poll() is not None or get_json(
-                f"{stack.prometheus_url}/api/v1/query?query=up")["data"]["result"],
-                within=30, what="Prometheus ready and scraping")
+            until(
+                lambda: (
+                    prometheus.poll() is not None
+                    or get_json(f"{stack.prometheus_url}/api/v1/query?query=up")["data"]["result"]
+                ),
+                within=30,
+                what="Prometheus ready and scraping",
+            )
             assert prometheus.poll() is None, prometheus.stderr.read()
             yield stack
 
@@ -195,25 +245,41 @@ def stack(sim_fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack
 def test_agent_down_and_no_spare_fire_then_resolve(stack: Stack, fleet) -> None:
     environment, group, agent = STOPPED.split("/")
     where = {"environment": environment, "group": group}
-    until(lambda: stack.query(f'agentha_agent_up{{agent="{agent}",group="{group}"}} == 1'),
-          within=20, what="agent up before the fault")
+    until(
+        lambda: stack.query(f'agentha_agent_up{{agent="{agent}",group="{group}"}} == 1'),
+        within=20,
+        what="agent up before the fault",
+    )
     assert not stack.active("AgenthaAgentDown", agent=agent, **where)
     assert not stack.active("AgenthaGroupNoSpare", **where)
 
     fleet.set(STOPPED, stopped=True)
-    until(lambda: stack.firing("AgenthaAgentDown", agent=agent, **where)
-          and stack.firing("AgenthaGroupNoSpare", **where),
-          within=25, what="AgenthaAgentDown and AgenthaGroupNoSpare firing")
-    down = next(a for a in stack.alerts() if a["labels"]["alertname"] == "AgenthaAgentDown"
-                and a["labels"].get("agent") == agent)
+    until(
+        lambda: (
+            stack.firing("AgenthaAgentDown", agent=agent, **where)
+            and stack.firing("AgenthaGroupNoSpare", **where)
+        ),
+        within=25,
+        what="AgenthaAgentDown and AgenthaGroupNoSpare firing",
+    )
+    down = next(
+        a
+        for a in stack.alerts()
+        if a["labels"]["alertname"] == "AgenthaAgentDown" and a["labels"].get("agent") == agent
+    )
     assert down["labels"]["severity"] == "warning"
     assert down["annotations"]["runbook_url"].endswith("docs/runbooks.md#agent-down")
     assert down["annotations"]["summary"] == f"Agent {STOPPED} is down"
 
     fleet.set(STOPPED, stopped=False)
-    until(lambda: not stack.active("AgenthaAgentDown", agent=agent, **where)
-          and not stack.active("AgenthaGroupNoSpare", **where),
-          within=25, what="both alerts resolved")
+    until(
+        lambda: (
+            not stack.active("AgenthaAgentDown", agent=agent, **where)
+            and not stack.active("AgenthaGroupNoSpare", **where)
+        ),
+        within=25,
+        what="both alerts resolved",
+    )
 
 
 def exposition_names(text: str, *, sampled: bool = False) -> set[str]:
@@ -237,21 +303,27 @@ def panel_queries() -> list[tuple[str, str]]:
     for name, dashboard in dq.load().items():
         values = DETAIL_VALUES if name == "agent-detail.json" else FLEET_VALUES
         for panel, expr in dq.queries(dashboard):
-            out.append((f"{name} panel {panel['id']} {panel['title']!r}",
-                        dq.substitute(expr, values)))
+            out.append(
+                (f"{name} panel {panel['id']} {panel['title']!r}", dq.substitute(expr, values))
+            )
         for annotation, expr in dq.annotation_queries(dashboard):
-            out.append((f"{name} annotation {annotation['name']!r}",
-                        dq.substitute(expr, values)))
+            out.append((f"{name} annotation {annotation['name']!r}", dq.substitute(expr, values)))
     return out
 
 
 def report_chaos(monitor: str, phase: str, verdict: str | None = None) -> None:
     async def send() -> None:
         async with MonitorClient(monitor) as client:
-            await client.report_chaos(CHAOS_RUN, {
-                **CHAOS_REPORT, "started": started, "phase": phase, "verdict": verdict,
-                "faults": CHAOS_REPORT["faults"] if phase != "done" else [],
-            })
+            await client.report_chaos(
+                CHAOS_RUN,
+                {
+                    **CHAOS_REPORT,
+                    "started": started,
+                    "phase": phase,
+                    "verdict": verdict,
+                    "faults": CHAOS_REPORT["faults"] if phase != "done" else [],
+                },
+            )
 
     started = time.time()
     asyncio.run(send())
@@ -277,9 +349,13 @@ def test_every_dashboard_metric_is_exported_and_every_panel_returns_data(
 ) -> None:
     with urllib.request.urlopen(f"{stack.monitor_url}/metrics", timeout=5) as answer:
         exported = exposition_names(answer.read().decode())
-    assert {"agentha_chaos_run_active", "agentha_chaos_fault_active",
-            "agentha_chaos_runs_ended_total", "agentha_audit_finding",
-            "agentha_audit_check_error"} <= exported
+    assert {
+        "agentha_chaos_run_active",
+        "agentha_chaos_fault_active",
+        "agentha_chaos_runs_ended_total",
+        "agentha_audit_finding",
+        "agentha_audit_check_error",
+    } <= exported
     known = exported | recorded_names() | {"up"}  # `up` is Prometheus' own
     queries = panel_queries()
     named = set().union(*(dq.metric_names(expr) for _, expr in queries))

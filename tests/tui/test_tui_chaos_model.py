@@ -50,8 +50,14 @@ class Board:
         self.board = ChaosBoard(self.log, lambda: {A1, A2}, clock=self.clock)
         self._seen = 0
 
-    def report(self, run: str, phase: str, faults: list[tuple[str, str]] = (),
-               verdict: str | None = None, group: str = "test/orders") -> None:
+    def report(
+        self,
+        run: str,
+        phase: str,
+        faults: list[tuple[str, str]] = (),
+        verdict: str | None = None,
+        group: str = "test/orders",
+    ) -> None:
         self.board.report(run, {
             "experiment": "stop-one-agent", "group": group, "phase": phase,
             "started": 990.0, "verdict": verdict,
@@ -193,8 +199,10 @@ def test_event_log_lines_for_chaos_and_fault_events() -> None:
     events_only, _ = models(board)
     board.report("r1", "fault", [(A1, "stop")])
     board.report("r1", "done", verdict="fail")
-    lines = [Text.assemble(*((s.text, s.style) for s in event_segments(e))).plain[9:]
-             for e in board.feed(events_only)]
+    lines = [
+        Text.assemble(*((s.text, s.style) for s in event_segments(e))).plain[9:]
+        for e in board.feed(events_only)
+    ]
     assert lines == [
         "↯ fault       chaos r1  was none: stop-one-agent on test/orders",
         "↯ stop        fault test/orders/a1  was none: chaos run r1",

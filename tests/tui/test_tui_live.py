@@ -211,12 +211,21 @@ async def test_chaos_run_banner_and_fault_mark_come_and_go(fleet) -> None:
             assert "chaos fault" in detail and "↯stop by chaos run tui-live-1" in detail
             await pilot.press("escape")
 
-            await client.report_chaos("tui-live-1", {**report, "phase": "done",
-                                                     "verdict": "pass", "faults": []})
-            await until(lambda: not app.chaos_banner.display and not marked(), within=2,
-                        what="the banner and the mark gone")
+            await client.report_chaos(
+                "tui-live-1", {**report, "phase": "done", "verdict": "pass", "faults": []}
+            )
+            await until(
+                lambda: not app.chaos_banner.display and not marked(),
+                within=2,
+                what="the banner and the mark gone",
+            )
             assert app.model.agents[agent].faults == ()
-            logged = [(e["kind"], e["new"]) for e in app.model.events
-                      if e["kind"] in ("chaos", "fault")]
-            assert logged == [("chaos", "fault"), ("fault", "stop"), ("fault", "none"),
-                              ("chaos", "done")]
+            logged = [
+                (e["kind"], e["new"]) for e in app.model.events if e["kind"] in ("chaos", "fault")
+            ]
+            assert logged == [
+                ("chaos", "fault"),
+                ("fault", "stop"),
+                ("fault", "none"),
+                ("chaos", "done"),
+            ]

@@ -34,12 +34,18 @@ RECORDING = Path(__file__).parent / "data" / "demo_fleet.json"
 CHAOS_RUN = "stop-one-agent-20261208"
 CHAOS_AGENT = "test/invoices/invoices-1"
 
+
 def screen_text(app: App) -> str:
     """What the terminal shows now, as plain text."""
     width, height = app.size
     console = Console(
-        width=width, height=height, file=io.StringIO(), force_terminal=True, record=True,
-        legacy_windows=False, safe_box=False,
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        force_terminal=True,
+        record=True,
+        legacy_windows=False,
+        safe_box=False,
     )
     console.print(
         app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
@@ -58,8 +64,18 @@ async def until(check: Callable[[], bool], within: float = 10.0, what: str = "")
 
 
 MONITOR_ARGS = (
-    "--status-interval", "0.3", "--status-timeout", "1", "--fast-interval", "0.1",
-    "--tls-interval", "1", "--plaintext-interval", "1", "--log-level", "error",
+    "--status-interval",
+    "0.3",
+    "--status-timeout",
+    "1",
+    "--fast-interval",
+    "0.1",
+    "--tls-interval",
+    "1",
+    "--plaintext-interval",
+    "1",
+    "--log-level",
+    "error",
 )
 
 
@@ -71,9 +87,20 @@ def live_monitor(fleet: Any, port: int = 0) -> Iterator[str]:
     monitor probing in the same process would keep it busy.
     """
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agentha", "monitor", "-c", str(fleet.directory / "inventory.yaml"),
-         "--listen", f"127.0.0.1:{port}", *MONITOR_ARGS],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **fleet.secrets},
+        [
+            sys.executable,
+            "-m",
+            "agentha",
+            "monitor",
+            "-c",
+            str(fleet.directory / "inventory.yaml"),
+            "--listen",
+            f"127.0.0.1:{port}",
+            *MONITOR_ARGS,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **fleet.secrets},
     )
     try:
         yield _serving(proc)
