@@ -6,7 +6,8 @@ reach the caller, and a Locust that crashes must not take the caller with it. Se
 Locust only through the environment it inherits, never on its command line or in a file.
 
 Files in the output folder: ``timeline.jsonl`` (``loadtests.timeline``), ``verdict.json``,
-``run.json`` (what was asked), ``locust_stats.csv`` and the other ``locust_*.csv``,
+``run.json`` (what was asked), ``locust_totals.json`` (Locust's final counts),
+``locust_stats.csv`` and the other ``locust_*.csv``,
 ``report.html``, ``locust.log`` and ``locust.out`` (Locust's own summary).
 """
 
@@ -40,6 +41,7 @@ LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 # Time Locust gets beyond the shape's duration to start, stop and write its files.
 GRACE_S = 60.0
 TIMELINE = "timeline.jsonl"
+LOCUST_TOTALS = "locust_totals.json"  # Locust's final counts per name (see timeline_plugin)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ def locust_command(settings: RunSettings) -> list[str]:
         f"{settings.request_timeout_s:g}",
         "--timeline",
         str(out / TIMELINE),
+        "--totals",
+        str(out / LOCUST_TOTALS),
         "--csv",
         str(out / "locust"),
         "--html",

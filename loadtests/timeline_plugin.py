@@ -8,11 +8,17 @@ recorded with its stats report (``report_to_master``) and the master merges the 
 at once in a standalone process, after two report intervals on a master (a report that is
 later still becomes a ``late`` line); the rest is written when Locust quits, after the
 workers' final reports, so the file's totals equal Locust's own.
+
+``--totals FILE`` writes Locust's own final request and failure counts per name, as JSON, when
+it quits: its stats CSV is rewritten once a second and not at the end, so it can miss the
+requests of the last second.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -51,6 +57,27 @@ def _options(parser: Any) -> None:
         metavar="FILE",
         help="write one JSON line per second: successes, failures and latency per endpoint",
     )
+    parser.add_argument(
+        "--totals",
+        default="",
+        metavar="FILE",
+        help="when Locust quits, write its final request and failure counts per name as JSON",
+    )
+
+
+def write_totals(environment: Environment, path: Path) -> None:
+    """Locust's own final counts: ``{name: {"requests": N, "failures": N}}`` and "Aggregated"."""
+    counts: dict[str, dict[str, int]] = {}
+    for entry in environment.stats.entries.values():
+        named = counts.setdefault(entry.name, {"requests": 0, "failures": 0})
+        named["requests"] += entry.num_requests
+        named["failures"] += entry.num_failures
+    total = environment.stats.total
+    counts["Aggregated"] = {"requests": total.num_requests, "failures": total.num_failures}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    part.write_text(json.dumps(counts, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(part, path)
 
 
 class _TimelineFile:
@@ -104,6 +131,12 @@ def _on_init(environment: Environment, **_kwargs: Any) -> None:
     if isinstance(environment.runner, MasterRunner):
         environment.events.worker_report.add_listener(_receive)
     options = environment.parsed_options
+    totals = getattr(options, "totals", "") if options is not None else ""
+    if totals:
+        # `quit` comes after the runner has quit: the counts are final, the workers' included.
+        environment.events.quit.add_listener(
+            lambda **_kwargs: write_totals(environment, Path(totals))
+        )
     path = getattr(options, "timeline", "") if options is not None else ""
     if path:
         timeline = _TimelineFile(environment, Path(path))

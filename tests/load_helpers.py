@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import csv
+import json
 import os
 import socket
 import subprocess
@@ -31,13 +31,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def locust_totals(csv_prefix: Path) -> dict[str, tuple[int, int]]:
-    """Locust's own (requests, failures) per name, and for "Aggregated", from its stats CSV."""
-    with Path(f"{csv_prefix}_stats.csv").open(newline="") as handle:
-        return {
-            row["Name"]: (int(row["Request Count"]), int(row["Failure Count"]))
-            for row in csv.DictReader(handle)
-        }
+def locust_totals(path: Path) -> dict[str, tuple[int, int]]:
+    """Locust's own final (requests, failures) per name, and for "Aggregated", as the timeline
+    plugin's ``--totals`` wrote them from Locust's stats when it quit."""
+    counts = json.loads(path.read_text())
+    return {name: (c["requests"], c["failures"]) for name, c in counts.items()}
 
 
 def timeline_totals(path: Path) -> dict[str, tuple[int, int]]:

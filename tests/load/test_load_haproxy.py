@@ -151,7 +151,7 @@ def test_haproxy_drains_the_paused_agent_under_load(fleet, tmp_path: Path) -> No
         )  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
         totals = timeline_totals(out / "timeline.jsonl")
-        assert totals == locust_totals(out / "locust")
+        assert totals == locust_totals(out / "locust_totals.json")
         assert totals["Aggregated"][0] >= 10 and totals["Aggregated"][1] == 0
 
         assert _api_calls(fleet, PAUSED) == before  # drained: nothing reached it

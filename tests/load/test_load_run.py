@@ -1,7 +1,7 @@
 """`agentha load run` and Locust itself against the simulated fleet, through its gateway.
 
 Each run is a few seconds of real Locust load (real TLS, API keys and OAuth2 tokens) on the
-session's demo fleet; the timeline's totals are checked against Locust's own CSV figures.
+session's demo fleet; the timeline's totals are checked against Locust's own final counts.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def test_a_healthy_group_passes_and_the_timeline_equals_locust(fleet, tmp_path: 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS success>=99.9% in all" in result.stdout
     assert "result: passed (exit 0)" in result.stdout
-    ours, theirs = timeline_totals(out / "timeline.jsonl"), locust_totals(out / "locust")
-    assert ours == theirs
+    ours = timeline_totals(out / "timeline.jsonl")
+    assert ours == locust_totals(out / "locust_totals.json")
     assert set(ours) == ENDPOINTS | {"Aggregated"}
     assert ours["Aggregated"][0] >= 10 and ours["Aggregated"][1] == 0
     verdict = json.loads((out / "verdict.json").read_text())
@@ -60,7 +60,7 @@ def test_an_erroring_agent_fails_the_window_it_is_in(fleet, tmp_path: Path) -> N
     assert failed, result.stdout
     assert all("failed)" in observed for *_, observed in failed)
     assert "result: thresholds failed (exit 1)" in result.stdout
-    assert timeline_totals(out / "timeline.jsonl") == locust_totals(out / "locust")
+    assert timeline_totals(out / "timeline.jsonl") == locust_totals(out / "locust_totals.json")
     verdict = json.loads((out / "verdict.json").read_text())
     assert verdict["thresholds"][0]["failed_windows"][0]["window"] == int(failed[0][0])
 
@@ -80,7 +80,8 @@ def test_master_and_two_workers_write_one_merged_timeline(fleet, tmp_path: Path)
              str(port), "--expect-workers", "2", "--headless", "--only-summary",
              "--inventory", str(fleet.directory / "inventory.yaml"), "--group", "test/orders",
              "--shape", "steady:users=6,ramp=1s,duration=4s", "--pacing", "0.5",
-             "--timeline", str(tmp_path / "timeline.jsonl"), "--csv", str(tmp_path / "locust")],
+             "--timeline", str(tmp_path / "timeline.jsonl"),
+             "--totals", str(tmp_path / "locust_totals.json")],
             env=env, capture_output=True, text=True, timeout=45,
         )  # fmt: skip
         assert master.returncode == 0, master.stderr
@@ -92,7 +93,7 @@ def test_master_and_two_workers_write_one_merged_timeline(fleet, tmp_path: Path)
                 worker.kill()
                 worker.wait()
     ours = timeline_totals(tmp_path / "timeline.jsonl")
-    assert ours == locust_totals(tmp_path / "locust")
+    assert ours == locust_totals(tmp_path / "locust_totals.json")
     assert ours["Aggregated"][0] >= 10 and ours["Aggregated"][1] == 0
     lines = (tmp_path / "timeline.jsonl").read_text().splitlines()
     assert [json.loads(line)["elapsed"] for line in lines][:3] == [0, 1, 2]  # one per second
