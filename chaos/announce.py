@@ -21,11 +21,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from monitor.chaos_board import MAX_FAULTS
 from monitor.client import MonitorClient, MonitorClientError
 
 HEARTBEAT_S = 5.0
 REPORT_TIMEOUT_S = 2.0
-MAX_FAULTS = 256  # what the monitor accepts in one report
 
 _NOT_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _NOT_ACTION = re.compile(r"[^a-z0-9_-]+")

@@ -34,6 +34,9 @@ STALE_AFTER = 30.0  # seconds without a report before an active run is lost
 FORGET_AFTER = 3600.0  # seconds an ended or lost run stays on the board
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+# The reasons of chaos and fault events (readers of the event stream parse them back).
+_PHASE_REASON = re.compile(r"(?P<experiment>\S+) on (?P<group>[^\s:]+)(?:: (?P<rest>.*))?")
+_FAULT_REASON = re.compile(r"chaos run (?P<run>\S+)")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _ACTION = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _TITLE_MAX = 200
@@ -134,9 +137,7 @@ class ChaosBoard:
         # Faults reverted come before the phase that follows them, faults applied after it.
         self._set_faults(run, report.faults, now, fewer=True)
         if run.phase != report.phase:
-            reason = f"{run.experiment} on {run.group}"
-            if report.verdict is not None:
-                reason += f": {report.verdict}"
+            reason = phase_reason(run.experiment, run.group, report.verdict)
             self.events.append("chaos", run_id, run.phase or "none", report.phase, reason)
             run.phase = report.phase
         self._set_faults(run, report.faults, now, fewer=False)
@@ -223,11 +224,7 @@ class ChaosBoard:
             if old == new or (fewer is not None and (set(new) < set(old)) != fewer):
                 continue
             self.events.append(
-                "fault",
-                agent,
-                "+".join(old) or "none",
-                "+".join(new) or "none",
-                f"chaos run {run.run}",
+                "fault", agent, join_actions(old), join_actions(new), fault_reason(run.run)
             )
             if new:
                 run.faults[agent] = new
@@ -262,7 +259,9 @@ class ChaosBoard:
                     run.run,
                     run.phase,
                     LOST,
-                    f"{run.experiment} on {run.group}: no report for {self.stale_after:.0f} s",
+                    phase_reason(
+                        run.experiment, run.group, f"no report for {self.stale_after:.0f} s"
+                    ),
                 )
                 log.warning(
                     "chaos run %s: no report for %.0f s, marked lost", run.run, self.stale_after
@@ -286,6 +285,38 @@ class ChaosBoard:
     def snapshot(self) -> dict[str, Any]:
         runs = sorted(self.runs.values(), key=lambda r: r.started, reverse=True)
         return {"runs": [r.to_dict() for r in runs]}
+
+
+def phase_reason(experiment: str, group: str, rest: str | None = None) -> str:
+    """A ``chaos`` event's reason: ``EXPERIMENT on ENV/GROUP[: verdict or why]``."""
+    return f"{experiment} on {group}" + (f": {rest}" if rest else "")
+
+
+def parse_phase_reason(reason: str) -> tuple[str, str, str]:
+    """(experiment, group, what follows) of a ``chaos`` event's reason; blanks if unreadable."""
+    match = _PHASE_REASON.fullmatch(reason)
+    if match is None:
+        return "", "", reason
+    return match["experiment"], match["group"], match["rest"] or ""
+
+
+def fault_reason(run: str) -> str:
+    """A ``fault`` event's reason: the run that holds (or held) the faults."""
+    return f"chaos run {run}"
+
+
+def run_of_fault_reason(reason: str) -> str | None:
+    match = _FAULT_REASON.fullmatch(reason)
+    return None if match is None else match["run"]
+
+
+def join_actions(actions: tuple[str, ...]) -> str:
+    """A ``fault`` event's ``old``/``new``: actions joined by ``+``, or ``none``."""
+    return "+".join(actions) or "none"
+
+
+def split_actions(value: str) -> tuple[str, ...]:
+    return () if value in ("", "none") else tuple(value.split("+"))
 
 
 def _text(body: Mapping[str, Any], key: str, pattern: re.Pattern[str], expected: str) -> str:

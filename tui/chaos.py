@@ -8,20 +8,21 @@ their ids and reasons. Pure data, no Textual.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-LOST = "lost"
-DONE = "done"
-VERDICTS = ("pass", "fail", "aborted", "error")
-RUNS_KEPT = 16  # as many as the monitor's board keeps
-FORGET_AFTER = 3600.0  # seconds a lost run stays without news, as on the monitor
+from monitor.chaos_board import (
+    FORGET_AFTER,
+    LOST,
+    MAX_RUNS,
+    VERDICTS,
+    parse_phase_reason,
+    run_of_fault_reason,
+    split_actions,
+)
 
-# "EXPERIMENT on ENV/GROUP" with ": verdict" or ": why" after it (see monitor.chaos_board).
-_CHAOS_REASON = re.compile(r"(?P<experiment>\S+) on (?P<group>[^\s:]+)(?:: (?P<rest>.*))?")
-_FAULT_REASON = re.compile(r"chaos run (?P<run>\S+)")
+DONE = "done"
 
 
 @dataclass(slots=True)
@@ -48,23 +49,10 @@ class ChaosRun:
         return self.phase == LOST
 
 
-def parse_chaos_reason(reason: str) -> tuple[str, str, str]:
-    """A ``chaos`` event's reason as (experiment, group, what follows); blanks if unreadable."""
-    match = _CHAOS_REASON.fullmatch(reason)
-    if match is None:
-        return "", "", reason
-    return match["experiment"], match["group"], match["rest"] or ""
-
-
 def verdict_of(phase: str, reason: str) -> str | None:
     """The verdict a ``chaos`` event to ``done`` carries at the end of its reason."""
-    rest = parse_chaos_reason(reason)[2]
+    rest = parse_phase_reason(reason)[2]
     return rest if phase == DONE and rest in VERDICTS else None
-
-
-def actions(value: str) -> tuple[str, ...]:
-    """A ``fault`` event's ``old``/``new``: actions joined by ``+``, or ``none``."""
-    return () if value in ("", "none") else tuple(value.split("+"))
 
 
 class ChaosRuns:
@@ -108,7 +96,7 @@ class ChaosRuns:
         new, reason = str(event.get("new", "")), str(event.get("reason", ""))
         if event.get("kind") == "chaos":
             run = self._run(str(event.get("id", "")), when)
-            experiment, group, _rest = parse_chaos_reason(reason)
+            experiment, group, _rest = parse_phase_reason(reason)
             run.experiment = experiment or run.experiment
             run.group = group or run.group
             run.phase, run.updated = new, when
@@ -119,11 +107,11 @@ class ChaosRuns:
             elif run.ended is not None:
                 run.ended = run.verdict = None  # a lost run reporting again
         else:
-            match = _FAULT_REASON.fullmatch(reason)
-            if match is None:
+            run_id = run_of_fault_reason(reason)
+            if run_id is None:
                 return
-            run = self._run(match["run"], when)
-            agent, held = str(event.get("id", "")), actions(new)
+            run = self._run(run_id, when)
+            agent, held = str(event.get("id", "")), split_actions(new)
             if not run.group:
                 run.group = agent.rpartition("/")[0]
             if held and run.active:
@@ -169,7 +157,7 @@ class ChaosRuns:
             run = ChaosRun(run_id, started=when, updated=when)
             self.runs = {run_id: run, **self.runs}  # newest first, as the monitor lists them
             ended = [r.run for r in self.runs.values() if not r.active]
-            while len(self.runs) > RUNS_KEPT:
+            while len(self.runs) > MAX_RUNS:  # as the monitor keeps
                 # The oldest ended run goes first; without one, the oldest run.
                 del self.runs[ended.pop() if ended else next(reversed(self.runs))]
         return run

@@ -16,8 +16,9 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
+from monitor.chaos_board import split_actions
 from tui import look
-from tui.chaos import actions, verdict_of
+from tui.chaos import verdict_of
 from tui.model import FleetModel
 
 TIME_STYLE = Style(dim=True)
@@ -54,7 +55,7 @@ def value_look(kind: str, value: str, reason: str) -> tuple[str, str, Style]:
     if kind == "chaos":  # a run's phase; its end shows the verdict
         return look.chaos_look(value, verdict_of(value, reason))
     if kind == "fault":  # the actions a run holds on the agent
-        return look.fault_look(actions(value))
+        return look.fault_look(split_actions(value))
     return look.other_look(value)
 
 
