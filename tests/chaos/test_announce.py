@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from aio_helpers import until
 from aiohttp import web
 from load_helpers import free_port
 from prometheus_client import CollectorRegistry
@@ -58,13 +59,6 @@ def monitor_app() -> tuple[web.Application, StateStore]:
     store = StateStore({"test/orders": GroupSpec(1, (A1, A2))})
     chaos = ChaosBoard(store.events, lambda: frozenset({A1, A2}))
     return create_app(store, CollectorRegistry(), chaos=chaos), store
-
-
-async def until(predicate, within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
 
 
 def test_report_fields_fit_what_the_monitor_accepts() -> None:

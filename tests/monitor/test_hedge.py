@@ -3,12 +3,12 @@ probes about a fast interval apart; a slow but alive one gets hedges and never f
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
+from aio_helpers import background, until
 
 from monitor.collector import MonitorCollector
 from monitor.inventory import load_inventory
@@ -27,21 +27,9 @@ SETTINGS = MonitorSettings(
 @contextlib.asynccontextmanager
 async def running(fleet) -> AsyncIterator[Monitor]:
     monitor = Monitor(load_inventory(fleet.directory / "inventory.yaml", fleet.secrets), SETTINGS)
-    task = asyncio.create_task(monitor.run())
-    try:
+    async with background(monitor.run()):
         await until(lambda: monitor.scheduler.job_count > 0)
         yield monitor
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def until(check: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 def up(monitor: Monitor) -> bool:

@@ -13,10 +13,11 @@ import io
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aio_helpers import background, until
 from prometheus_client import CollectorRegistry, generate_latest
 
 from monitor.collector import MonitorCollector
@@ -46,21 +47,8 @@ async def running(fleet, environ: dict[str, str] | None = None) -> AsyncIterator
         fleet.directory / "inventory.yaml", {**fleet.secrets, **(environ or {})}
     )
     monitor = Monitor(inventory, FAST)
-    task = asyncio.create_task(monitor.run())
-    try:
+    async with background(monitor.run()):
         yield monitor
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def until(check: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 def state(monitor: Monitor, agent_id: str) -> AgentState:

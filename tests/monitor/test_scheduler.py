@@ -9,6 +9,7 @@ import random
 import time
 
 import pytest
+from aio_helpers import background
 
 from monitor.collector import MonitorCollector
 from monitor.scheduler import Job, LagStats, Scheduler
@@ -19,13 +20,8 @@ pytestmark = pytest.mark.timeout(20)
 
 @contextlib.asynccontextmanager
 async def running(scheduler: Scheduler):
-    task = asyncio.create_task(scheduler.run())
-    try:
+    async with background(scheduler.run()):
         yield scheduler
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def recorder(starts: list[float], *, ok: bool = True, duration: float = 0.0):

@@ -10,8 +10,7 @@ import contextlib
 import datetime
 import ipaddress
 import json
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,18 +35,6 @@ FAST = MonitorSettings(
     rise=1,
     fall=2,
 )
-
-
-async def until(
-    check: Callable[[], bool], within: float = 10.0, what: str | Callable[[], str] = "condition"
-) -> None:
-    """Wait for ``check``; ``what`` (or what it returns at the deadline) names it."""
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            described = what() if callable(what) else what
-            raise AssertionError(f"{described} not reached within {within} s")
-        await asyncio.sleep(0.05)
 
 
 def settings(url: str, monitor_id: str = "m1", **options) -> MqttSettings:

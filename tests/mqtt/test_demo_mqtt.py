@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+from aio_helpers import until
 
-from tests.mqtt.mqtt_support import subscribed, until
+from tests.mqtt.mqtt_support import subscribed
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -14,8 +14,9 @@ import time
 
 import aiohttp
 import pytest
+from aio_helpers import until
 
-from tests.mqtt.mqtt_support import matches_snapshot, monitor_server, settings, subscribed, until
+from tests.mqtt.mqtt_support import matches_snapshot, monitor_server, settings, subscribed
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
 

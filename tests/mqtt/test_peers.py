@@ -23,8 +23,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
+from aio_helpers import until
 
-from tests.mqtt.mqtt_support import monitor_server, settings, until
+from tests.mqtt.mqtt_support import monitor_server, settings
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 

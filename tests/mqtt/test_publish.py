@@ -7,10 +7,11 @@ import json
 
 import jsonschema
 import pytest
+from aio_helpers import until
 
 from monitor import mqtt_payloads
 from monitor.mqtt_topics import parse
-from tests.mqtt.mqtt_support import matches_snapshot, monitor_server, settings, subscribed, until
+from tests.mqtt.mqtt_support import matches_snapshot, monitor_server, settings, subscribed
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 import contextlib
 
 import pytest
+from aio_helpers import until
 
 from monitor.shard import Shard
-from tests.mqtt.mqtt_support import monitor_server, settings, until
+from tests.mqtt.mqtt_support import monitor_server, settings
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 

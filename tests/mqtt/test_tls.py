@@ -12,11 +12,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aio_helpers import until
 
 from monitor.mqtt import PASSWORD_ENV, USERNAME_ENV, Publisher, mqtt_settings
 from monitor.mqtt_broker import LocalMosquitto
 from monitor.state import StateStore
-from tests.mqtt.mqtt_support import make_pki, subscribed, until
+from tests.mqtt.mqtt_support import make_pki, subscribed
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,7 +10,8 @@ import contextlib
 import time
 
 import pytest
-from tui_support import live_monitor, screen_text, until
+from aio_helpers import until
+from tui_support import live_monitor, screen_text
 
 from monitor.client import MonitorClient
 from tui.app import DashboardApp

@@ -13,7 +13,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from tui_support import RecordedMonitor, chaos_recording, until
+from aio_helpers import until
+from tui_support import RecordedMonitor, chaos_recording
 
 from tui.app import DashboardApp
 from tui.feed import HttpFeed

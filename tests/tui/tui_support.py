@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,16 +51,6 @@ def screen_text(app: App) -> str:
         app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
     )
     return console.export_text()
-
-
-async def until(check: Callable[[], bool], within: float = 10.0, what: str = "") -> float:
-    """Wait for ``check``; returns the seconds it took."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > within:
-            raise AssertionError(f"not reached within {within} s: {what}")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - started
 
 
 MONITOR_ARGS = (
