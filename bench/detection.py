@@ -157,11 +157,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n", 1)[0],
-        epilog=__doc__.split("\n\n", 1)[1] + "\n" + EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = stack.argument_parser(__doc__, EPILOG)
     parser.add_argument("--agents", type=int, default=48, help="fleet size (default 48)")
     parser.add_argument("--trials", type=int, default=30, help="trials per fault (default 30)")
     parser.add_argument(

@@ -222,22 +222,11 @@ def print_table(results: list[dict[str, object]], args: argparse.Namespace) -> N
         f"{warmups} s, {os.cpu_count()} cores"
     )
     cells = [[name, *(cell(r) for r in results)] for name, cell in ROWS]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-    for row in cells:
-        print(
-            "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
+    stack.print_columns(cells)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n", 1)[0],
-        epilog=__doc__.split("\n\n", 1)[1] + "\n" + EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = stack.argument_parser(__doc__, EPILOG)
     parser.add_argument(
         "--agents",
         type=int,

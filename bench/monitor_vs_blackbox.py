@@ -196,11 +196,7 @@ async def measure(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n", 1)[0],
-        epilog=__doc__.split("\n\n", 1)[1] + "\n" + EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = stack.argument_parser(__doc__, EPILOG)
     parser.add_argument("--agents", type=int, default=1000, help="fleet size (default 1000)")
     parser.add_argument(
         "--interval",
@@ -296,14 +292,7 @@ def main() -> int:
         ),
         ("RSS", f"{r['monitor_rss'] / 2**20:.0f} MiB", f"{r['blackbox_rss'] / 2**20:.0f} MiB", ""),
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for row in rows:
-        print(
-            "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
+    stack.print_columns(rows)
     print(
         f"fleet (serving both): {r['fleet_cores']:.3f} cores; machine busy: "
         f"{r['machine_cores']:.2f} cores"

@@ -7,6 +7,7 @@ after a bound, when its ``with`` block ends, also on Ctrl-C or SIGTERM of the be
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -18,7 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -271,3 +272,26 @@ def main_guard(main: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("interrupted: everything started was stopped", file=sys.stderr)
         return 130
+
+
+def argument_parser(doc: str, epilog: str) -> argparse.ArgumentParser:
+    """A benchmark's parser: its docstring's first paragraph as description, the rest and
+    the examples after the options."""
+    summary, rest = doc.split("\n\n", 1)
+    return argparse.ArgumentParser(
+        description=summary,
+        epilog=rest + "\n" + epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def print_columns(rows: Sequence[Sequence[str]]) -> None:
+    """Rows of cells as aligned columns: the first left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )

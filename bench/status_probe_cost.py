@@ -104,11 +104,7 @@ def child(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n", 1)[0],
-        epilog=__doc__.split("\n\n", 1)[1] + "\n" + EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = stack.argument_parser(__doc__, EPILOG)
     parser.add_argument("--agents", type=int, default=2000, help="fleet size (default 2000)")
     parser.add_argument(
         "--interval", type=float, default=10.0, help="status interval in seconds (default 10)"

@@ -129,11 +129,7 @@ def self_signed(directory: Path) -> tuple[str, str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n", 1)[0],
-        epilog=__doc__.split("\n\n", 1)[1] + "\n" + EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = stack.argument_parser(__doc__, EPILOG)
     parser.add_argument(
         "--connections",
         type=int,
