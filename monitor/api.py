@@ -81,11 +81,7 @@ def _auth_middleware(token: str):
         if request.path != "/healthz":
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
-                return web.json_response(
-                    {"error": "missing or wrong bearer token"},
-                    status=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+                return _error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
         return await handler(request)
 
     return check
@@ -305,8 +301,8 @@ def _loopback(remote: str | None) -> bool:
         return False
 
 
-def _error(status: int, text: str) -> web.Response:
-    return web.json_response({"error": text}, status=status)
+def _error(status: int, text: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": text}, status=status, headers=headers)
 
 
 def _start_after(request: web.Request, last_seq: int) -> int:
