@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import procstat
 import stack
 
 EPILOG = """\
@@ -34,13 +35,6 @@ examples:
   .venv/bin/python bench/status_probe_cost.py                       # 2,000 agents, ~2 min
   .venv/bin/python bench/status_probe_cost.py --ticks 0.005 0.05 --tls12
 """
-
-
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def child(args: argparse.Namespace) -> int:
@@ -72,7 +66,7 @@ def child(args: argparse.Namespace) -> int:
         timing = ProbeTiming(args.interval, 3.0, 1.0)
         monitor = Monitor(inventory, MonitorSettings(timings={"status": timing}))
         monitor.scheduler._max_tick = args.tick  # the variant under test
-        before = rss_mib()
+        before = procstat.rss_bytes(os.getpid())
         task = asyncio.create_task(monitor.run())
         await asyncio.sleep(args.warmup)
         runs, cpu, wall = monitor.scheduler.runs, time.process_time(), time.monotonic()
@@ -89,7 +83,7 @@ def child(args: argparse.Namespace) -> int:
             "probes_per_s": runs / wall,
             "cores": cpu / wall,
             "cpu_per_probe_ms": 1000 * cpu / runs if runs else float("nan"),
-            "kib_per_agent": (rss_mib() - before) * 1024 / agents,
+            "kib_per_agent": (procstat.rss_bytes(os.getpid()) - before) / 1024 / agents,
             "lag_p50_ms": 1000 * (monitor.scheduler.lag.quantile(0.5) or 0.0),
             "lag_p99_ms": 1000 * (monitor.scheduler.lag.quantile(0.99) or 0.0),
             "failures": monitor.scheduler.failures,

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import resource
 import ssl
 import subprocess
@@ -27,6 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import procstat
 import stack
 
 EPILOG = """\
@@ -34,13 +36,6 @@ examples:
   .venv/bin/python bench/tls_memory.py                  # 2,000 connections, 8 variants, ~30 s
   .venv/bin/python bench/tls_memory.py --connections 5000 --loops uvloop
 """
-
-
-def rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def serve(cert: str, key: str, tickets: int) -> None:
@@ -78,9 +73,10 @@ def client(port: int, ca: str, connections: int, tls12: bool) -> dict[str, float
 
     async def main() -> dict[str, float]:
         held = [await connect()]  # the first one loads what every connection shares
-        before = rss_kib()
+        before = procstat.rss_bytes(os.getpid())
         held += [await connect() for _ in range(connections)]
-        return {"kib": (rss_kib() - before) / connections, "version": held[-1][2]}
+        grown = procstat.rss_bytes(os.getpid()) - before
+        return {"kib": grown / 1024 / connections, "version": held[-1][2]}
 
     return main
 
